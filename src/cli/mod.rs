@@ -1,0 +1,236 @@
+//! The command line: parsing, dispatch to roles and commands, and exit codes.
+//!
+//! Exit codes are decided in one place ([`report`]): 0 success (a closed stdout pipe
+//! counts as success), 1 runtime failure, 2 usage errors and features not built yet.
+mod dispatch;
+mod links;
+mod pki;
+
+pub use dispatch::{ROLES, normalize, role_from_argv0};
+
+use std::ffi::OsString;
+use std::io::{self, Write};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use thiserror::Error;
+
+use crate::config::{self, Config, LogFormat, Origin};
+
+/// `decnet --version`: the crate version and the commit it was built from.
+const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("DECNET_GIT_COMMIT"),
+    ")"
+);
+
+/// Errors the CLI maps to exit code 2.
+#[derive(Debug, Error)]
+pub enum CliError {
+    /// The command exists in the plan but not in this build.
+    #[error("`decnet {0}` is not implemented yet in this build")]
+    NotImplemented(&'static str),
+    /// The command line is malformed (clap has the rendered message).
+    #[error("{0}")]
+    Usage(#[from] clap::Error),
+    /// The arguments parse but do not make sense together.
+    #[error("{0}")]
+    BadArguments(String),
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "decnet",
+    version = VERSION_LINE,
+    about = "A honeypot deception network: fake machines on your LAN, one static binary",
+    after_help = "Every role is also reachable through a symlink named after it \
+                  (decnet-agent = decnet agent); `decnet links DIR` creates them."
+)]
+struct Cli {
+    /// Diagnostic output format (default: $DECNET_LOG_FORMAT, else pretty).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+    /// Diagnostic filter, e.g. `info` or `decnet=debug` (default: $RUST_LOG, $DECNET_LOG_LEVEL, info).
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Arguments of a command that is not built yet: accepted verbatim, then refused clearly.
+#[derive(Debug, Args)]
+struct Pending {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    args: Vec<OsString>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the master: REST API, dashboard, swarm controller, log listener, ingester.
+    Master(Pending),
+    /// Run a worker agent: the mTLS API the master drives to deploy deckies.
+    Agent(Pending),
+    /// Run the updater: installs releases pushed by the master, rolls back on failure.
+    Updater(Pending),
+    /// Ship this worker's honeypot log to the master over mTLS.
+    Forwarder(Pending),
+    /// Receive worker logs over syslog-over-TLS (part of the master).
+    Listener(Pending),
+    /// Run the host-local publish/subscribe broker.
+    Bus(Pending),
+    /// Compare desired and real fleet state.
+    Reconciler(Pending),
+    /// Run honeypot services inside a decky container.
+    Decky(Pending),
+    /// Deploy deckies from an INI file or flags.
+    Deploy(Pending),
+    /// Remove deckies.
+    Teardown(Pending),
+    /// Show the fleet's state.
+    Status(Pending),
+    /// Manage worker hosts of the swarm.
+    Swarm(Pending),
+    /// Manage MazeNET topologies.
+    Topology(Pending),
+    /// Prepare this host (state directory, CA, units).
+    Init(Pending),
+    /// Run every role on this host with SQLite.
+    Up(Pending),
+    /// Manage the decnet CA and certificate bundles.
+    Pki(pki::PkiArgs),
+    /// Print the resolved configuration (secrets masked).
+    Config,
+    /// Create `decnet-<role>` symlinks to this binary in a directory.
+    Links(links::LinksArgs),
+}
+
+impl Command {
+    /// The subcommand's name, as typed.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Master(_) => "master",
+            Command::Agent(_) => "agent",
+            Command::Updater(_) => "updater",
+            Command::Forwarder(_) => "forwarder",
+            Command::Listener(_) => "listener",
+            Command::Bus(_) => "bus",
+            Command::Reconciler(_) => "reconciler",
+            Command::Decky(_) => "decky",
+            Command::Deploy(_) => "deploy",
+            Command::Teardown(_) => "teardown",
+            Command::Status(_) => "status",
+            Command::Swarm(_) => "swarm",
+            Command::Topology(_) => "topology",
+            Command::Init(_) => "init",
+            Command::Up(_) => "up",
+            Command::Pki(_) => "pki",
+            Command::Config => "config",
+            Command::Links(_) => "links",
+        }
+    }
+}
+
+/// Parses `args` (argv[0] included) and runs the chosen role or command.
+pub fn run(args: Vec<OsString>) -> anyhow::Result<()> {
+    let cli = match Cli::try_parse_from(normalize(args)) {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version: print to stdout and succeed.
+            write!(io::stdout().lock(), "{e}")?;
+            return Ok(());
+        }
+        Err(e) => return Err(CliError::Usage(e).into()),
+    };
+    let mut config = Config::from_env()?;
+    if let Some(format) = cli.log_format {
+        config.log_format = format;
+    }
+    if let Some(level) = cli.log_level {
+        config.log_filter = level;
+    }
+    crate::logging::init(config.log_format, &config.log_filter)?;
+
+    let mut out = io::stdout().lock();
+    match cli.command {
+        Command::Pki(args) => pki::run(args, &config, &mut out),
+        Command::Config => print_config(&config, &mut out).context("writing the configuration"),
+        Command::Links(args) => links::run(&args, &mut out),
+        other => Err(CliError::NotImplemented(other.name()).into()),
+    }
+}
+
+fn print_config(config: &Config, out: &mut impl Write) -> io::Result<()> {
+    let width = config
+        .entries()
+        .iter()
+        .map(|e| e.key.len())
+        .max()
+        .unwrap_or(0);
+    for entry in config.entries() {
+        let origin = match entry.origin {
+            Origin::Default => "default",
+            Origin::Env => "env",
+        };
+        writeln!(out, "{:width$}  {}  ({origin})", entry.key, entry.shown)?;
+    }
+    writeln!(
+        out,
+        "# defaults: {}={} , {}={}",
+        config::HOME,
+        config::DEFAULT_HOME,
+        config::LOG_DIR,
+        config::DEFAULT_LOG_DIR
+    )
+}
+
+/// Prints `err` for the operator and returns the process exit code.
+pub fn report(err: &anyhow::Error) -> u8 {
+    if let Some(CliError::Usage(clap_err)) = err.downcast_ref::<CliError>() {
+        // clap renders its own usage text; don't prefix it.
+        let _ = write!(io::stderr().lock(), "{clap_err}");
+        return 2;
+    }
+    let broken_pipe = err.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    });
+    if broken_pipe {
+        return 0;
+    }
+    let _ = writeln!(io::stderr().lock(), "decnet: {err:#}");
+    match err.downcast_ref::<CliError>() {
+        Some(_) => 2,
+        None => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(normalize(args.iter().map(OsString::from).collect()))
+    }
+
+    #[test]
+    fn every_role_in_the_table_is_a_subcommand() {
+        for (role, _) in ROLES {
+            let cli = parse(&["decnet", role, "--some-flag", "x"]).expect(role);
+            assert_eq!(cli.command.name(), *role);
+            let via_link = parse(&[&format!("/usr/local/bin/decnet-{role}")]).expect(role);
+            assert_eq!(via_link.command.name(), *role);
+        }
+    }
+
+    #[test]
+    fn not_implemented_is_exit_code_two() {
+        let err: anyhow::Error = CliError::NotImplemented("agent").into();
+        assert_eq!(report(&err), 2);
+        let err = anyhow::Error::from(io::Error::from(io::ErrorKind::BrokenPipe));
+        assert_eq!(report(&err), 0);
+        let err = anyhow::anyhow!("disk on fire");
+        assert_eq!(report(&err), 1);
+    }
+}

@@ -1,0 +1,29 @@
+//! decnet: a honeypot deception network in one static binary.
+//!
+//! Every role (master, agent, updater, forwarder, bus, reconciler, decky) is a subcommand of
+//! the same executable, also reachable through busybox-style symlinks (`decnet-agent`).
+//! Hosts talk to each other only over mutual TLS under a private decnet CA, with
+//! certificate fingerprints pinned.
+//!
+//! # Layout
+//! - [`cli`]: argument parsing, argv[0] dispatch, exit codes.
+//! - [`config`]: every `DECNET_*` variable, its default and its validation.
+//! - [`logging`]: the one `tracing` subscriber set-up.
+//! - [`pki`]: the decnet CA, certificate issue, bundles on disk, fingerprints.
+//! - [`tls`]: rustls configurations for mTLS servers and pinned clients.
+//! - [`roles`]: one module per long-running role.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod fsutil;
+pub mod logging;
+pub mod pki;
+pub mod roles;
+pub mod tls;
+
+/// The crate version, as built.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The git commit the binary was built from (`unknown` outside a git checkout).
+pub const GIT_COMMIT: &str = env!("DECNET_GIT_COMMIT");
