@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what building and testing decnet needs, idempotently: Debian packages and
+# rustup components. Safe to run on every CI run; does nothing when all is present.
+set -euo pipefail
+
+log() { echo "setup: $*" >&2; }
+
+# Debian packages the tests use as real peers and tools.
+packages=(openssl file musl-tools iproute2)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    log "missing packages ${missing[*]}; run as root or install them: apt-get install ${missing[*]}"
+    exit 1
+  fi
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if command -v rustup >/dev/null 2>&1; then
+  for c in clippy rustfmt; do
+    rustup component list --installed 2>/dev/null | grep -q "^$c" || { log "adding $c"; rustup component add "$c" >/dev/null 2>&1 || log "could not add $c"; }
+  done
+  rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl \
+    || { log "adding target x86_64-unknown-linux-musl"; timeout 300 rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1 || log "musl target unavailable; static builds fall back to glibc"; }
+fi
