@@ -43,6 +43,10 @@ pub const MASTER_HOST: &str = "DECNET_SWARM_MASTER_HOST";
 pub const VERIFY_HOSTNAME: &str = "DECNET_VERIFY_HOSTNAME";
 /// Bearer token the operator CLI presents to the master.
 pub const API_TOKEN: &str = "DECNET_API_TOKEN";
+/// A statically linked `decnet` to put in decky images when this one is not static.
+pub const DECKY_BINARY: &str = "DECNET_DECKY_BINARY";
+/// The Docker engine endpoint (`unix:///path` or `tcp://host:port`), as Docker's own CLI reads it.
+pub const DOCKER_HOST: &str = "DOCKER_HOST";
 /// Diagnostic log format: `pretty` or `json`.
 pub const LOG_FORMAT: &str = "DECNET_LOG_FORMAT";
 /// Diagnostic log filter (tracing `EnvFilter` syntax); `RUST_LOG` wins over it.
@@ -178,6 +182,10 @@ pub struct Config {
     pub verify_hostname: bool,
     /// Operator bearer token.
     pub api_token: Option<Secret>,
+    /// Static binary for decky images, when set.
+    pub decky_binary: Option<PathBuf>,
+    /// Docker endpoint, when not the local socket.
+    pub docker_host: Option<String>,
     /// Diagnostic log format.
     pub log_format: LogFormat,
     /// Diagnostic log filter.
@@ -326,6 +334,14 @@ pub fn parse<S: Source>(src: &S) -> Result<Config, ConfigError> {
     let master_host = r.text(MASTER_HOST);
     let verify_hostname = r.flag(VERIFY_HOSTNAME, false)?;
     let api_token = r.secret(API_TOKEN);
+    let decky_binary = match r.raw(DECKY_BINARY) {
+        Some(_) => Some(r.path(DECKY_BINARY, PathBuf::new())?),
+        None => {
+            r.record(DECKY_BINARY, "(this binary)".into(), false);
+            None
+        }
+    };
+    let docker_host = r.text(DOCKER_HOST);
     let log_format = match r.raw(LOG_FORMAT) {
         None => LogFormat::Pretty,
         Some(v) => match v.trim().to_ascii_lowercase().as_str() {
@@ -368,6 +384,8 @@ pub fn parse<S: Source>(src: &S) -> Result<Config, ConfigError> {
         master_host,
         verify_hostname,
         api_token,
+        decky_binary,
+        docker_host,
         log_format,
         log_filter,
         entries: r.entries,

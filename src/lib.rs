@@ -11,11 +11,13 @@
 //! - [`logging`]: the one `tracing` subscriber set-up.
 //! - [`pki`]: the decnet CA, certificate issue, bundles on disk, fingerprints.
 //! - [`tls`]: rustls configurations for mTLS servers and pinned clients.
+//! - [`engine`]: Docker through bollard: the decky image built from this binary.
 //! - [`roles`]: one module per long-running role.
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod config;
+pub mod engine;
 pub mod fsutil;
 pub mod logging;
 pub mod pki;

@@ -75,3 +75,69 @@ pub fn assert_code(out: &Output, code: i32) {
         stderr(out)
     );
 }
+
+/// The Docker engine, or `None` after a loud skip notice when none runs.
+///
+/// Under CI (`CI=true`) a missing engine is a failure, never a silent skip.
+pub async fn docker() -> Option<decnet::engine::Engine> {
+    match decnet::engine::Engine::connect(None).await {
+        Ok(engine) => Some(engine),
+        Err(e) => {
+            #[allow(clippy::disallowed_methods)] // test harness policy, not decnet config
+            let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+            assert!(!in_ci, "CI must have a Docker engine: {e}");
+            eprintln!("SKIP: no docker engine ({e})");
+            None
+        }
+    }
+}
+
+/// A statically linked decnet for images: `$DECNET_TEST_STATIC_BIN`, else built once by
+/// `scripts/build-static.sh`.
+pub fn static_binary() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        #[allow(clippy::disallowed_methods)] // test harness policy, not decnet config
+        if let Some(path) = std::env::var_os("DECNET_TEST_STATIC_BIN") {
+            return PathBuf::from(path);
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = Command::new(root.join("scripts/build-static.sh"))
+            .current_dir(root)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("run scripts/build-static.sh");
+        assert!(out.status.success(), "scripts/build-static.sh failed");
+        let path = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        root.join(path)
+    })
+    .clone()
+}
+
+/// Runs the docker CLI and returns its stdout; panics with stderr on failure.
+pub fn docker_cli(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Removes an image tag when dropped, so a failing test leaves nothing behind.
+pub struct RemoveImageOnDrop(pub String);
+
+impl Drop for RemoveImageOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
+    }
+}
