@@ -81,10 +81,10 @@ impl Service {
 
     /// How the service is implemented, as listings show it.
     pub fn implementation(&self) -> &'static str {
-        if self.stub {
-            "connect-logger (stub)"
-        } else {
-            "honeypot"
+        match (self.stub, self.singleton) {
+            (false, _) => "honeypot",
+            (true, false) => "connect-logger (stub)",
+            (true, true) => "not built yet (stub)",
         }
     }
 }
