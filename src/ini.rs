@@ -5,6 +5,7 @@
 //! net = 192.168.1.0/24       ; decky LAN (else detected)
 //! gw = 192.168.1.1
 //! interface = eth0
+//! mutate_interval = 60       ; minutes, for deckies that set none
 //!
 //! [web]                      ; one decky per section…
 //! services = http, ssh
@@ -29,7 +30,8 @@
 //! deployable deckies.
 //!
 //! Where decnet differs from the original, on purpose: inline `;`/`#` comments are
-//! stripped (decision #8); persona sub-sections of custom services are recognised; a
+//! stripped (decision #8); `[general] mutate_interval=` fills the global interval (the
+//! original has the field but no key for it); persona sub-sections of custom services are recognised; a
 //! custom service may not shadow a built-in one; `ip=`, `net=` and `gw=` are checked here
 //! rather than failing later inside Docker; and two sections expanding to one decky name
 //! are refused.
@@ -192,7 +194,7 @@ pub struct IniConfig {
     pub gateway: Option<Ipv4Addr>,
     /// `[general] interface=`.
     pub interface: Option<String>,
-    /// Global rotation interval; no key fills it yet (as in the original).
+    /// `[general] mutate_interval=`: rotation interval of deckies that set none.
     pub mutate_interval: Option<u32>,
     /// One spec per decky, `amount=` already expanded, personas attached.
     pub deckies: Vec<DeckySpec>,
@@ -305,7 +307,28 @@ fn general(section: &Section, ini: &mut IniConfig) -> Result<(), Error> {
         ini.gateway = Some(gw.parse().map_err(|_| Error::BadGateway(gw.to_owned()))?);
     }
     ini.interface = non_empty(section.get("interface")).map(str::to_owned);
+    ini.mutate_interval = ["mutate_interval", "mutate-interval"]
+        .iter()
+        .find_map(|k| non_empty(section.get(k)))
+        .map(|raw| interval(GENERAL, raw))
+        .transpose()?;
     Ok(())
+}
+
+/// A `mutate_interval=` value of section `sec`: an integer of at least 1 minute.
+fn interval(sec: &str, raw: &str) -> Result<u32, Error> {
+    let n: i64 = raw.parse().map_err(|_| Error::BadInterval {
+        section: sec.to_owned(),
+        value: raw.to_owned(),
+    })?;
+    let n =
+        u32::try_from(n)
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| model::Error::ZeroInterval {
+                name: sec.to_owned(),
+            })?;
+    Ok(n)
 }
 
 fn custom_service(section: &Section) -> Result<CustomService, Error> {
@@ -386,21 +409,9 @@ fn decky_specs(section: &Section) -> Result<Vec<DeckySpec>, Error> {
             value: raw.to_owned(),
         })?),
     };
-    let mutate_interval = match get(&["mutate_interval", "mutate-interval"]) {
-        None => None,
-        Some(raw) => {
-            let n: i64 = raw.parse().map_err(|_| Error::BadInterval {
-                section: sec.to_owned(),
-                value: raw.to_owned(),
-            })?;
-            let n = u32::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {
-                model::Error::ZeroInterval {
-                    name: sec.to_owned(),
-                }
-            })?;
-            Some(n)
-        }
-    };
+    let mutate_interval = get(&["mutate_interval", "mutate-interval"])
+        .map(|raw| interval(sec, raw))
+        .transpose()?;
     let services = get(&["services"])
         .map(|raw| {
             raw.split(',')

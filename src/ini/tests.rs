@@ -28,6 +28,10 @@ fn a_full_file() {
     assert_eq!(ini.interface.as_deref(), Some("br0"));
     assert_eq!(ini.mutate_interval, None);
     assert_eq!(names(&ini), ["web", "office"]);
+    assert_eq!(
+        ok("[general]\nmutate-interval=45\n[a]\n").mutate_interval,
+        Some(45)
+    );
     let web = &ini.deckies[0];
     assert_eq!(web.ip, Some(Ipv4Addr::new(192, 0, 2, 50)));
     assert_eq!(

@@ -1,7 +1,7 @@
 //! The builders (engine.md §1.3, §1.5): operator wishes in, validated [`DeckyConfig`]s out.
 //!
-//! - [`from_ini`] / [`plan_from_ini_text`]: one decky per INI spec; explicit `ip=` first,
-//!   the rest from the subnet in ascending order.
+//! - [`from_ini`] / [`plan_from_ini`] / [`plan_from_ini_text`]: one decky per INI spec;
+//!   explicit `ip=` first, the rest from the subnet in ascending order.
 //! - [`from_flags`]: `decky-01` … `decky-NN` from `decnet deploy` flags.
 //!
 //! Every random choice (hostnames, random service sets, random distros) comes from one
@@ -90,7 +90,17 @@ pub fn plan_from_ini_text(
     host: &HostNetwork,
     opts: &IniOptions,
 ) -> Result<IniPlan, Error> {
-    let ini = ini::parse(text)?;
+    plan_from_ini(ini::parse(text)?, flags, host, opts)
+}
+
+/// A parsed INI file (e.g. from [`ini::load`]) to deckies: settles the network
+/// (`flags` > `[general]` > `host`), then builds.
+pub fn plan_from_ini(
+    ini: IniConfig,
+    flags: &NetworkHints,
+    host: &HostNetwork,
+    opts: &IniOptions,
+) -> Result<IniPlan, Error> {
     let network = resolve_network(flags, &ini.network_hints(), host)?;
     let deckies = from_ini(&ini, &network, opts)?;
     Ok(IniPlan {
@@ -203,7 +213,8 @@ pub fn from_flags(net: &Network, opts: &FlagOptions) -> Result<Vec<DeckyConfig>,
                 .into_iter()
                 .map(str::to_owned)
                 .collect();
-            let list = checked_services(list, &known, "--services")?;
+            let list: Vec<String> = list.iter().map(|s| s.trim().to_owned()).collect();
+            let list = checked_services(&list, &known, "--services")?;
             if let Some(clash) = catalog::port_clash(&list) {
                 return Err(Error::PortClash {
                     name: "--services".to_owned(),

@@ -124,6 +124,12 @@ fn ini_services_nmap_os_and_intervals() {
         ("linux", Some(5))
     );
     assert_eq!(d[0].mutate_interval, None);
+    let global = format!("[general]\nmutate_interval=45\n{text}");
+    let d = build(&global, 1).expect("builds");
+    assert_eq!(
+        (d[0].mutate_interval, d[2].mutate_interval),
+        (Some(45), Some(5))
+    );
     let ini = crate::ini::parse(text).expect("parses");
     let cli = IniOptions {
         cli_mutate_interval: Some(30),
@@ -296,7 +302,7 @@ fn flags_names_ips_and_determinism() {
 #[test]
 fn flags_services_and_distros() {
     let explicit = FlagOptions {
-        services: Some(vec!["ssh".into(), "http".into()]),
+        services: Some(vec!["ssh".into(), " http".into()]),
         randomize_services: false,
         distros: Some(vec!["alpine".into(), "kali".into()]),
         ..flags(3)
