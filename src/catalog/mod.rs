@@ -16,12 +16,14 @@ mod archetypes;
 mod distros;
 mod os;
 mod persona;
+mod persona_values;
 mod services;
 
 pub use archetypes::{ARCHETYPES, Archetype, archetype};
 pub use distros::{DISTROS, Distro, HOSTNAME_WORDS, HostnameStyle, distro};
 pub use os::{Cloak, IpId, OS_PROFILES, OsProfile, os_profile};
 pub use persona::{KeyKind, PersonaKey};
+pub use persona_values::PersonaError;
 pub use services::{PortClash, Proto, SERVICES, Service, deployable_names, port_clash, service};
 
 use thiserror::Error;

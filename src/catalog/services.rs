@@ -50,6 +50,8 @@ pub struct Service {
     pub cap_add: &'static [&'static str],
     /// The persona keys it accepts.
     pub persona: &'static [PersonaKey],
+    /// Environment variables always set in its container, whatever the persona.
+    pub fixed_env: &'static [(&'static str, &'static str)],
     /// Still the connect-logging stub rather than the real honeypot.
     pub stub: bool,
 }
@@ -100,6 +102,7 @@ const fn svc(name: &'static str, summary: &'static str, tcp: &'static [u16]) -> 
         singleton: false,
         cap_add: &[],
         persona: &[],
+        fixed_env: &[],
         stub: true,
     }
 }
@@ -146,10 +149,16 @@ pub static SERVICES: &[Service] = &[
         caps(svc("smtp", "SMTP mail server", &[25, 587]), NET_BIND),
         persona::SMTP,
     ),
-    keys(
-        caps(svc("smtp_relay", "open SMTP relay", &[25, 587]), NET_BIND),
-        persona::SMTP_RELAY,
-    ),
+    Service {
+        fixed_env: &[
+            ("SMTP_OPEN_RELAY", "1"),
+            ("SMTP_SERVICE_NAME", "smtp_relay"),
+        ],
+        ..keys(
+            caps(svc("smtp_relay", "open SMTP relay", &[25, 587]), NET_BIND),
+            persona::SMTP_RELAY,
+        )
+    },
     Service {
         singleton: true,
         cap_add: &["NET_RAW", "NET_ADMIN"],

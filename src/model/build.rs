@@ -8,15 +8,17 @@
 //! [`Rng`] seeded by the caller, in a fixed order, so the same inputs and seed give the
 //! same fleet on every machine (decision engine #9); `now` is passed in for the same
 //! reason. Beyond the original, a decky whose services would bind one port twice is
-//! refused (explicit lists) or never drawn (random sets), and service lists are
-//! de-duplicated.
+//! refused (explicit lists) or never drawn (random sets), service lists are
+//! de-duplicated, and INI persona values are checked against the service's schema
+//! ([`crate::catalog::Service::validate_persona`]) so a typo fails the deploy, not the
+//! container.
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 use super::alloc::{IpPool, allocate_ips};
 use super::detect::{HostNetwork, Network, NetworkHints, resolve_network};
 use super::rng::Rng;
-use super::{DEFAULT_NMAP_OS, DeckyConfig, Error};
+use super::{DEFAULT_NMAP_OS, DeckyConfig, Error, ServiceConfig};
 use crate::catalog::{self, Archetype, DISTROS, Distro, HOSTNAME_WORDS, HostnameStyle};
 use crate::ini::{self, IniConfig};
 
@@ -181,7 +183,7 @@ pub fn from_ini(
             build_base: distro.build_base.to_owned(),
             hostname,
             archetype: arch.map(|a| a.slug.to_owned()),
-            service_config: spec.service_config.clone(),
+            service_config: checked_personas(&spec.name, &spec.service_config)?,
             nmap_os,
             mutate_interval: opts
                 .cli_mutate_interval
@@ -334,6 +336,27 @@ fn checked_services(list: &[String], known: &[String], place: &str) -> Result<Ve
         .filter(|s| seen.insert(s.as_str()))
         .cloned()
         .collect())
+}
+
+/// Persona settings with every built-in service's values checked and normalised
+/// (unknown keys dropped); custom services keep theirs verbatim.
+fn checked_personas(name: &str, configs: &ServiceConfig) -> Result<ServiceConfig, Error> {
+    configs
+        .iter()
+        .map(|(svc, cfg)| {
+            let cfg = match catalog::service(svc) {
+                Ok(service) => service
+                    .validate_persona(cfg)
+                    .map_err(|source| Error::Persona {
+                        name: name.to_owned(),
+                        service: svc.clone(),
+                        source,
+                    })?,
+                Err(_) => cfg.clone(),
+            };
+            Ok((svc.clone(), cfg))
+        })
+        .collect()
 }
 
 /// 1 to 3 distinct built-in services that share no port.

@@ -121,6 +121,16 @@ pub enum Error {
         /// The two services and the port.
         clash: PortClash,
     },
+    /// A persona setting its key's type does not allow.
+    #[error("[{name}.{service}] {source}")]
+    Persona {
+        /// The decky.
+        name: String,
+        /// The service.
+        service: String,
+        /// What is wrong with the value.
+        source: catalog::PersonaError,
+    },
     /// The subnet ran out while allocating for an INI decky.
     #[error("Not enough free IPs in {subnet} while assigning IP for '{name}'.")]
     NotEnoughIps {

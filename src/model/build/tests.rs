@@ -166,6 +166,22 @@ fn ini_personas_and_custom_services_carry_through() {
     .expect("builds");
     assert_eq!(d[0].services, ["erp", "ssh"]);
     assert_eq!(d[0].service_config["ssh"]["password"], "p");
+    let d = build(
+        "[custom-erp]\nbinary=img\n[box]\nservices=erp,http\n[box.erp]\nanything=goes\n[box.http]\nresponse_code=301\nflavour=x\n",
+        1,
+    )
+    .expect("builds");
+    assert_eq!(d[0].service_config["erp"]["anything"], "goes");
+    assert_eq!(
+        d[0].service_config["http"].len(),
+        1,
+        "unknown persona keys dropped"
+    );
+    let e = build("[box]\nservices=http\n[box.http]\nresponse_code=ok\n", 1).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "[box.http] response_code: expected an integer, got 'ok'"
+    );
 }
 
 #[test]
