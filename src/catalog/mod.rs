@@ -4,14 +4,15 @@
 //! This module is the one source of truth for every name an operator can type after
 //! `services=`, `archetype=`, `--distro` or `nmap_os=`: the INI parser, the builders, the
 //! listing commands (`decnet services`, `decnet archetypes`, `decnet distros`) and the
-//! engine all read these tables and nothing else. Lookups return a typed [`Error`] whose
+//! engine all read these tables and nothing else. Lookups return a typed [`enum@Error`] whose
 //! text names every valid choice, so a typo is fixed from the message alone.
 //!
 //! The tables follow the original's catalogues, with two deliberate differences, both
 //! from engine decision #5 ("never advertise a port that nothing serves"): ports the
-//! original declared but never bound (http 443, smb 139, llmnr/snmp/tftp TCP) are not
-//! listed, and conpot leaves SNMP (161) to the `snmp` service so that the
+//! original declared but never bound (http 443, smb 139, ldap 636, llmnr/snmp/tftp TCP)
+//! are not listed, and conpot leaves SNMP (161) to the `snmp` service so that the
 //! `industrial-control` archetype (conpot + snmp) never binds one port twice.
+//! [`port_clash`] keeps that property checkable for any service list.
 mod archetypes;
 mod distros;
 mod os;

@@ -4,14 +4,14 @@
 //! The flow of a deploy, before any container exists:
 //! 1. [`detect::resolve_network`] settles interface, subnet, gateway and host IP
 //!    (flag > INI `[general]` > what the host says).
-//! 2. [`build::from_ini`] / [`build::from_ini_text`] or [`build::from_flags`] turn the
+//! 2. [`build::plan_from_ini_text`] (or its parts) or [`build::from_flags`] turn the
 //!    operator's wishes into validated [`DeckyConfig`]s, allocating addresses with
 //!    [`alloc`] and drawing every random choice from a seeded [`rng::Rng`], so a seed
 //!    reproduces a fleet exactly.
 //! 3. The engine wraps them into a [`DecnetConfig`] and deploys it.
 //!
 //! Errors keep the original's texts where it has them, so operators and its docs still
-//! match; everything that can go wrong is one variant of [`Error`].
+//! match; everything that can go wrong is one variant of [`enum@Error`].
 pub mod alloc;
 pub mod build;
 mod cidr;
