@@ -9,6 +9,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::detect::Network;
 use super::{DeckyConfig, Error, Ipv4Net};
 
 /// Where the deckies run.
@@ -71,6 +72,23 @@ pub struct DecnetConfig {
 }
 
 impl DecnetConfig {
+    /// A validated fleet of `deckies` on `network`, with the default switches (MACVLAN,
+    /// no log file, 30-minute rotation).
+    pub fn new(mode: Mode, network: &Network, deckies: Vec<DeckyConfig>) -> Result<Self, Error> {
+        let config = DecnetConfig {
+            mode,
+            interface: network.interface.clone(),
+            subnet: network.subnet,
+            gateway: network.gateway,
+            deckies,
+            log_file: None,
+            ipvlan: false,
+            mutate_interval: default_interval(),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
     /// Checks the fleet: at least one decky, each valid, unique names and addresses, all
     /// inside the subnet.
     pub fn validate(&self) -> Result<(), Error> {
@@ -148,6 +166,24 @@ mod tests {
         assert_eq!(c.mutate_interval, Some(30));
         assert!(!c.ipvlan);
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn new_validates() {
+        let network = Network {
+            interface: "br0".into(),
+            subnet: "192.0.2.0/24".parse().expect("cidr"),
+            gateway: Ipv4Addr::new(192, 0, 2, 1),
+            host_ip: None,
+        };
+        let e = DecnetConfig::new(Mode::Unihost, &network, Vec::new()).unwrap_err();
+        assert_eq!(e.to_string(), "A fleet must have at least one decky.");
+        let d: DeckyConfig = serde_json::from_value(decky("a", "192.0.2.10")).expect("decky");
+        let c = DecnetConfig::new(Mode::Swarm, &network, vec![d]).expect("valid");
+        assert_eq!((c.interface.as_str(), c.mutate_interval), ("br0", Some(30)));
+        let json = serde_json::to_value(&c).expect("serialise");
+        assert_eq!(json["subnet"], "192.0.2.0/24");
+        assert_eq!(json["mode"], "swarm");
     }
 
     #[test]
