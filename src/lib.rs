@@ -6,20 +6,27 @@
 //! certificate fingerprints pinned.
 //!
 //! # Layout
+//! - [`catalog`]: services, archetypes, distros, OS fingerprint profiles (static data).
 //! - [`cli`]: argument parsing, argv[0] dispatch, exit codes.
 //! - [`config`]: every `DECNET_*` variable, its default and its validation.
+//! - [`ini`]: the INI deployment file format.
 //! - [`logging`]: the one `tracing` subscriber set-up.
+//! - [`model`]: fleet data (DecnetConfig, DeckyConfig), IP allocation, network detection,
+//!   and the deterministic builders that turn an INI file or flags into deckies.
 //! - [`pki`]: the decnet CA, certificate issue, bundles on disk, fingerprints.
 //! - [`tls`]: rustls configurations for mTLS servers and pinned clients.
 //! - [`engine`]: Docker through bollard: the decky image built from this binary.
 //! - [`roles`]: one module per long-running role.
 #![forbid(unsafe_code)]
 
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod fsutil;
+pub mod ini;
 pub mod logging;
+pub mod model;
 pub mod pki;
 pub mod roles;
 pub mod tls;

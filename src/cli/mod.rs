@@ -2,6 +2,7 @@
 //!
 //! Exit codes are decided in one place ([`report`]): 0 success (a closed stdout pipe
 //! counts as success), 1 runtime failure, 2 usage errors and features not built yet.
+mod catalog;
 mod dispatch;
 mod links;
 mod pki;
@@ -103,6 +104,12 @@ enum Command {
     Config,
     /// Create `decnet-<role>` symlinks to this binary in a directory.
     Links(links::LinksArgs),
+    /// List the honeypot services a decky can run.
+    Services(catalog::ServicesArgs),
+    /// List the archetypes (ready-made decky roles).
+    Archetypes(catalog::ListArgs),
+    /// List the distro profiles deckies can claim.
+    Distros(catalog::ListArgs),
 }
 
 impl Command {
@@ -127,6 +134,9 @@ impl Command {
             Command::Pki(_) => "pki",
             Command::Config => "config",
             Command::Links(_) => "links",
+            Command::Services(_) => "services",
+            Command::Archetypes(_) => "archetypes",
+            Command::Distros(_) => "distros",
         }
     }
 }
@@ -156,6 +166,9 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<()> {
         Command::Pki(args) => pki::run(args, &config, &mut out),
         Command::Config => print_config(&config, &mut out).context("writing the configuration"),
         Command::Links(args) => links::run(&args, &mut out),
+        Command::Services(args) => catalog::services(&args, &mut out),
+        Command::Archetypes(args) => catalog::archetypes(&args, &mut out),
+        Command::Distros(args) => catalog::distros(&args, &mut out),
         other => Err(CliError::NotImplemented(other.name()).into()),
     }
 }
