@@ -11,6 +11,7 @@
 //! - [`logging`]: the one `tracing` subscriber set-up.
 //! - [`pki`]: the decnet CA, certificate issue, bundles on disk, fingerprints.
 //! - [`tls`]: rustls configurations for mTLS servers and pinned clients.
+//! - [`syslog`]: RFC 5424 lines (format, tolerant parse) and the octet-counting codec.
 //! - [`roles`]: one module per long-running role.
 #![forbid(unsafe_code)]
 
@@ -20,6 +21,7 @@ pub mod fsutil;
 pub mod logging;
 pub mod pki;
 pub mod roles;
+pub mod syslog;
 pub mod tls;
 
 /// The crate version, as built.
