@@ -12,6 +12,7 @@
 //! - [`pki`]: the decnet CA, certificate issue, bundles on disk, fingerprints.
 //! - [`tls`]: rustls configurations for mTLS servers and pinned clients.
 //! - [`syslog`]: RFC 5424 lines (format, tolerant parse) and the octet-counting codec.
+//! - [`store`]: the SQLite store: migrations, the `logs` table, the batching writer task.
 //! - [`roles`]: one module per long-running role.
 #![forbid(unsafe_code)]
 
@@ -21,6 +22,7 @@ pub mod fsutil;
 pub mod logging;
 pub mod pki;
 pub mod roles;
+pub mod store;
 pub mod syslog;
 pub mod tls;
 
