@@ -16,7 +16,7 @@ use rusqlite::{Row, Transaction, params};
 use time::OffsetDateTime;
 
 use super::{Error, Reader, Result, sql_micros, sql_seconds};
-use crate::syslog::{Event, Fields};
+use crate::syslog::{Event, Fields, parse_bytes};
 
 /// One line delivered to the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +31,25 @@ pub struct LogRecord {
     pub received_at: OffsetDateTime,
     /// The parsed line, or `None` for a line that did not parse (only its `seq` counts).
     pub event: Option<Event>,
+}
+
+impl LogRecord {
+    /// A record for a line just received: parsed (invalid UTF-8 decoded lossily) and
+    /// stamped with the current time; a line that does not parse gets no event.
+    pub fn from_line(
+        worker: impl Into<String>,
+        source: impl Into<String>,
+        seq: u64,
+        line: &[u8],
+    ) -> Self {
+        Self {
+            worker: worker.into(),
+            source: source.into(),
+            seq,
+            received_at: OffsetDateTime::now_utc(),
+            event: parse_bytes(line).ok(),
+        }
+    }
 }
 
 /// The highest committed sequence number of one source.

@@ -89,7 +89,10 @@ async fn batch_is_committed_and_readable() -> Result<()> {
     let dir = tempdir();
     let store = open(dir.path());
     let (writer, task) = store.spawn_writer()?;
-    let done = write(&writer, records("w1", "f1", 1..51)).await;
+    let mut batch = records("w1", "f1", 1..50);
+    let line = b"<134>1 2026-01-02T03:04:05Z decky-1 ssh - e - \xff from 192.0.2.1";
+    batch.push(LogRecord::from_line("w1", "f1", 50, line));
+    let done = write(&writer, batch).await;
     assert_eq!((done.inserted, done.duplicates, done.unparsed), (50, 0, 0));
     assert_eq!(done.watermarks, vec![mark("w1", "f1", 50)]);
 
@@ -113,7 +116,15 @@ async fn batch_is_committed_and_readable() -> Result<()> {
         (first.worker.as_str(), first.source.as_str(), first.seq),
         ("w1", "f1", 1)
     );
-    assert_eq!(reader.logs_after(rows[9].id, 100)?.len(), 40);
+    let rest = reader.logs_after(rows[9].id, 100)?;
+    assert_eq!(rest.len(), 40);
+    let last = &rest[39];
+    assert_eq!(last.timestamp, "2026-01-02 03:04:05");
+    assert_eq!(last.msg.as_deref(), Some("\u{fffd} from 192.0.2.1"));
+    assert_eq!(
+        (last.attacker_ip.as_str(), last.fields.to_json().as_str()),
+        ("192.0.2.1", "{}")
+    );
 
     drop(writer);
     task.await.unwrap_or_else(|e| panic!("writer task: {e}"));
@@ -159,8 +170,8 @@ async fn watermarks_are_per_worker_and_source() -> Result<()> {
     assert_eq!(done.watermarks, vec![mark("w1", "b", 8)]);
 
     // An unparsable line is delivered: it moves the watermark without storing a row.
-    let mut junk = record("w1", "a", 4);
-    junk.event = None;
+    let junk = LogRecord::from_line("w1", "a", 4, b"\xffnot syslog");
+    assert_eq!(junk.event, None);
     let done = write(&writer, vec![junk]).await;
     assert_eq!((done.inserted, done.unparsed), (0, 1));
     assert_eq!(done.watermarks, vec![mark("w1", "a", 4)]);
