@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use tokio_util::bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
+#[allow(clippy::disallowed_methods)] // a benchmark's knobs, not decnet configuration
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()

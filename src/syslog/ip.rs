@@ -36,10 +36,10 @@ pub fn attacker_ip(fields: &mut Fields, msg: Option<&str>) -> Option<String> {
         };
         let (host, port) = split_host_port(value);
         let (host, port) = (host.to_owned(), port.map(str::to_owned));
-        if let Some(port) = port {
-            if !fields.contains("remote_port") {
-                fields.insert("remote_port", port);
-            }
+        if let Some(port) = port
+            && !fields.contains("remote_port")
+        {
+            fields.insert("remote_port", port);
         }
         return Some(host);
     }

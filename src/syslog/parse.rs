@@ -83,10 +83,10 @@ pub fn parse(line: &str) -> Result<Event, ParseError> {
         .strip_prefix(">1 ")
         .ok_or(ParseError::Prefix)?;
     let mut head = Header::split(header)?;
-    if head.msg_id == "-" {
-        if let Some(inner) = head.rest.strip_prefix('-').and_then(unwrap_inner) {
-            head = inner;
-        }
+    if head.msg_id == "-"
+        && let Some(inner) = head.rest.strip_prefix('-').and_then(unwrap_inner)
+    {
+        head = inner;
     }
 
     let (mut fields, msg) = structured_data(head.rest);
@@ -95,10 +95,11 @@ pub fn parse(line: &str) -> Result<Event, ParseError> {
         if event_type == "-" {
             event_type = COMMAND_EVENT.to_owned();
         }
-        if event_type == COMMAND_EVENT && !fields.contains(COMMAND_EVENT) {
-            if let Some((_, command)) = cmd.split_once("cmd=") {
-                fields.insert(COMMAND_EVENT, command);
-            }
+        if event_type == COMMAND_EVENT
+            && !fields.contains(COMMAND_EVENT)
+            && let Some((_, command)) = cmd.split_once("cmd=")
+        {
+            fields.insert(COMMAND_EVENT, command);
         }
     }
     let attacker_ip = attacker_ip(&mut fields, msg.as_deref());
