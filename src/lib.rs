@@ -11,9 +11,11 @@
 //! - [`logging`]: the one `tracing` subscriber set-up.
 //! - [`pki`]: the decnet CA, certificate issue, bundles on disk, fingerprints.
 //! - [`tls`]: rustls configurations for mTLS servers and pinned clients.
+//! - [`bus`]: the host-local publish/subscribe bus: wire protocol, broker, client, topics.
 //! - [`roles`]: one module per long-running role.
 #![forbid(unsafe_code)]
 
+pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod fsutil;
