@@ -156,6 +156,9 @@ impl Broker {
         let limit = Arc::new(Semaphore::new(self.shared.settings.max_connections.max(1)));
         let started = Instant::now();
         tracker.spawn(self.clone().heartbeat(started, shutdown.clone()));
+        // Connections are told to close only once the listener is gone, so a client that
+        // reconnects on `BYE` cannot land in the backlog of a listener about to vanish.
+        let closing = CancellationToken::new();
         loop {
             let permit = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -181,13 +184,14 @@ impl Broker {
                 .accepted
                 .fetch_add(1, Ordering::Relaxed);
             let broker = self.clone();
-            let shutdown = shutdown.clone();
+            let closing = closing.clone();
             tracker.spawn(async move {
-                broker.connection(stream, shutdown).await;
+                broker.connection(stream, closing).await;
                 drop(permit);
             });
         }
         drop(listener);
+        closing.cancel();
         tracker.close();
         let grace = self.shared.settings.grace + Duration::from_millis(500);
         if time::timeout(grace, tracker.wait()).await.is_err() {
@@ -225,7 +229,7 @@ impl Broker {
         }
     }
 
-    async fn connection(self, stream: UnixStream, shutdown: CancellationToken) {
+    async fn connection(self, stream: UnixStream, closing: CancellationToken) {
         let shared = &self.shared;
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let outbox = Arc::new(Queue::new(shared.settings.queue_capacity));
@@ -242,7 +246,7 @@ impl Broker {
         loop {
             let next = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => {
+                _ = closing.cancelled() => {
                     outbox.push(bare(Verb::Bye, ""));
                     break;
                 }
@@ -255,7 +259,7 @@ impl Broker {
                     }
                 }
                 Ok(None) => break,
-                Err(WireError::Io(err)) => {
+                Err(err @ (WireError::Io(_) | WireError::Truncated)) => {
                     tracing::debug!(conn = id, client = %name, "bus read failed: {err}");
                     break;
                 }

@@ -41,6 +41,15 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// How long closing waits for queued frames to reach the broker.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
+/// The state of a client's link to the broker, as [`UnixBus::link`] reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Link {
+    /// Connections established so far (1 after the first, 2 after one reconnect…).
+    pub established: u64,
+    /// Whether a connection is up now.
+    pub up: bool,
+}
+
 /// Counters of one client since it was created.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClientStats {
@@ -76,7 +85,7 @@ struct Inner {
     subs: Arc<Subscribers>,
     pings: Mutex<HashMap<u64, oneshot::Sender<()>>>,
     next_ping: AtomicU64,
-    generation: watch::Sender<u64>,
+    link: watch::Sender<Link>,
     counters: Counters,
     shutdown: CancellationToken,
 }
@@ -143,7 +152,7 @@ impl UnixBus {
             subs: Arc::new(Subscribers::default()),
             pings: Mutex::new(HashMap::new()),
             next_ping: AtomicU64::new(0),
-            generation: watch::Sender::new(0),
+            link: watch::Sender::new(Link::default()),
             counters: Counters::default(),
             shutdown: CancellationToken::new(),
         });
@@ -169,9 +178,10 @@ impl UnixBus {
         rx.await.map_err(|_| Error::NotConnected)
     }
 
-    /// Watches the number of connections established so far (it grows on reconnect).
-    pub fn connections(&self) -> watch::Receiver<u64> {
-        self.handle.inner.generation.subscribe()
+    /// Watches the link to the broker: tests wait on it for a reconnect instead of
+    /// sleeping.
+    pub fn link(&self) -> watch::Receiver<Link> {
+        self.handle.inner.link.subscribe()
     }
 
     /// Whether a connection to the broker is up.
@@ -184,7 +194,7 @@ impl UnixBus {
         let inner = &self.handle.inner;
         let c = &inner.counters;
         ClientStats {
-            connections: *inner.generation.borrow(),
+            connections: inner.link.borrow().established,
             published: c.published.load(Ordering::Relaxed),
             dropped: c.dropped.load(Ordering::Relaxed),
             received: c.received.load(Ordering::Relaxed),
@@ -281,11 +291,16 @@ impl Inner {
             }
             self.connected.store(true, Ordering::Release);
         });
-        self.generation.send_modify(|g| *g += 1);
+        self.link.send_modify(|link| {
+            link.established += 1;
+            link.up = true;
+        });
     }
 
     fn disconnected(&self) {
         self.connected.store(false, Ordering::Release);
+        self.link
+            .send_if_modified(|link| std::mem::replace(&mut link.up, false));
         // Waiters of `sync` learn the connection is gone.
         self.lock_pings().clear();
     }

@@ -40,7 +40,7 @@ pub mod topics;
 pub mod wire;
 
 pub use broker::{Broker, BrokerSettings, BrokerStats};
-pub use client::{ClientStats, UnixBus};
+pub use client::{ClientStats, Link, UnixBus};
 pub use envelope::{Envelope, Message};
 pub use fake::{FakeBus, NullBus};
 pub use subscription::Subscription;

@@ -82,22 +82,25 @@ impl<T> Queue<T> {
     /// one; returns `false` once the queue is closed and drained.
     pub async fn take_all(&self, into: &mut VecDeque<T>) -> bool {
         loop {
-            {
-                let mut state = self.lock();
-                if !state.items.is_empty() {
-                    if into.is_empty() {
-                        std::mem::swap(&mut state.items, into);
-                    } else {
-                        into.append(&mut state.items);
-                    }
-                    return true;
-                }
-                if state.closed {
-                    return false;
-                }
+            match self.try_take_all(into) {
+                Some(taken) => return taken,
+                None => self.notify.notified().await,
             }
-            self.notify.notified().await;
         }
+    }
+
+    /// Like [`Queue::take_all`] without waiting: `None` when open but empty.
+    pub fn try_take_all(&self, into: &mut VecDeque<T>) -> Option<bool> {
+        let mut state = self.lock();
+        if !state.items.is_empty() {
+            if into.is_empty() {
+                std::mem::swap(&mut state.items, into);
+            } else {
+                into.append(&mut state.items);
+            }
+            return Some(true);
+        }
+        if state.closed { Some(false) } else { None }
     }
 
     /// Discards everything queued, returning how many items went (not counted as drops:

@@ -58,6 +58,14 @@ impl Subscription {
         self.buf.pop_front()
     }
 
+    /// The next event if one is already here; never waits.
+    pub fn try_recv(&mut self) -> Option<Message> {
+        if self.buf.is_empty() {
+            self.queue.try_take_all(&mut self.buf);
+        }
+        self.buf.pop_front()
+    }
+
     /// The pattern as subscribed.
     pub fn pattern(&self) -> &str {
         &self.pattern
