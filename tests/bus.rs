@@ -493,26 +493,42 @@ fn run(mut cmd: Command) -> Output {
 }
 
 /// Kills a child left running when a test fails.
-struct Reaper(Child);
+struct Reaper(Option<Child>);
 
 impl Drop for Reaper {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
 impl Reaper {
-    /// Waits for the child to exit, bounded by polling `try_wait` (a child process
-    /// offers no event to wait on with a timeout).
+    fn spawn(cmd: &mut Command) -> Reaper {
+        Reaper(Some(cmd.spawn().expect("spawn decnet")))
+    }
+
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("child not yet waited for")
+    }
+
+    /// Waits for the child to exit, bounded: a waiter thread reports the status, and a
+    /// child still running at the deadline is killed.
     fn wait(&mut self) -> std::process::ExitStatus {
-        for _ in 0..LIMIT.as_millis() / 20 {
-            if let Some(status) = self.0.try_wait().expect("try_wait") {
-                return status;
+        let mut child = self.0.take().expect("child not yet waited for");
+        let pid = child.id().to_string();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        match rx.recv_timeout(LIMIT) {
+            Ok(status) => status.expect("wait"),
+            Err(_) => {
+                let _ = Command::new("kill").args(["-KILL", &pid]).status();
+                panic!("decnet (pid {pid}) did not exit in time");
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("child did not exit in time");
     }
 }
 
@@ -527,14 +543,8 @@ fn the_binary_serves_publishes_and_subscribes() {
     assert_eq!(out.status.code(), Some(1), "no broker yet");
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the bus broker"));
 
-    let mut broker = Reaper(
-        decnet(home.path())
-            .arg("bus")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn broker"),
-    );
-    let broker_log = lines(broker.0.stderr.take().expect("stderr"));
+    let mut broker = Reaper::spawn(decnet(home.path()).arg("bus").stderr(Stdio::piped()));
+    let broker_log = lines(broker.child().stderr.take().expect("stderr"));
     wait_line(&broker_log, "listening");
     assert_eq!(
         decnet::fsutil::mode_of(&socket).expect("socket exists"),
@@ -551,16 +561,14 @@ fn the_binary_serves_publishes_and_subscribes() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let mut sub = Reaper(
+    let mut sub = Reaper::spawn(
         decnet(home.path())
             .args(["bus", "sub", "a.>", "--count", "2"])
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn sub"),
+            .stderr(Stdio::piped()),
     );
-    let sub_out = lines(sub.0.stdout.take().expect("stdout"));
-    let sub_err = lines(sub.0.stderr.take().expect("stderr"));
+    let sub_out = lines(sub.child().stdout.take().expect("stdout"));
+    let sub_err = lines(sub.child().stderr.take().expect("stderr"));
     wait_line(&sub_err, "subscribed to a.>");
 
     let mut cmd = decnet(home.path());
@@ -592,7 +600,7 @@ fn the_binary_serves_publishes_and_subscribes() {
     assert_eq!(run(cmd).status.code(), Some(2));
 
     let killed = Command::new("kill")
-        .args(["-TERM", &broker.0.id().to_string()])
+        .args(["-TERM", &broker.child().id().to_string()])
         .status()
         .expect("run kill");
     assert!(killed.success());
