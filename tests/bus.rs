@@ -42,9 +42,13 @@ struct TestBroker {
 
 impl TestBroker {
     async fn start() -> TestBroker {
+        TestBroker::with(BrokerSettings::default()).await
+    }
+
+    async fn with(settings: BrokerSettings) -> TestBroker {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("bus.sock");
-        let (broker, stop, task) = serve_on(&path).await;
+        let (broker, stop, task) = serve_on(&path, settings).await;
         TestBroker {
             _dir: dir,
             path,
@@ -63,11 +67,14 @@ impl TestBroker {
     }
 }
 
-async fn serve_on(path: &Path) -> (Broker, CancellationToken, JoinHandle<()>) {
+async fn serve_on(
+    path: &Path,
+    settings: BrokerSettings,
+) -> (Broker, CancellationToken, JoinHandle<()>) {
     let listener = decnet::roles::bus::bind(path, "decnet")
         .await
         .expect("bind");
-    let broker = Broker::new(BrokerSettings::default());
+    let broker = Broker::new(settings);
     let stop = CancellationToken::new();
     let task = {
         let (broker, stop) = (broker.clone(), stop.clone());
@@ -263,7 +270,7 @@ async fn many_subscribers_each_get_every_event_in_order() {
 async fn clients_reconnect_and_resubscribe_after_a_broker_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bus.sock");
-    let (_, stop, task) = serve_on(&path).await;
+    let (_, stop, task) = serve_on(&path, BrokerSettings::default()).await;
     let subscriber = UnixBus::connect(&path, "sub").await.expect("connect");
     let mut sub = subscriber.subscribe("restart.>").expect("sub");
     within("sub sync", subscriber.sync()).await.expect("sync");
@@ -437,6 +444,39 @@ async fn publishing_without_a_broker_fails_softly() {
         bus.publish("a.b", "t", &json!({})),
         Err(decnet::bus::Error::Closed)
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broker_publishes_its_heartbeat() {
+    let b = TestBroker::with(BrokerSettings {
+        health_interval: Duration::from_millis(50),
+        ..BrokerSettings::default()
+    })
+    .await;
+    let bus = b.client("watcher").await;
+    let mut health = bus.subscribe(decnet::bus::topics::ALL_HEALTH).expect("sub");
+    let env = recv(&mut health).await.envelope().expect("envelope");
+    assert_eq!(env.topic, decnet::bus::topics::SYSTEM_BUS_HEALTH);
+    assert_eq!(env.payload["pid"], json!(std::process::id()));
+    assert!(env.payload["uptime_sec"].is_u64());
+    assert!(env.payload["ts"].as_f64().is_some_and(|ts| ts > 1.6e9));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_threads_publish_without_a_runtime() {
+    let b = TestBroker::start().await;
+    let subscriber = b.client("sub").await;
+    let mut sub = subscriber.subscribe("thread.*").expect("sub");
+    within("sub sync", subscriber.sync()).await.expect("sync");
+    let publisher = b.client("pub").await;
+    let from_thread = publisher.clone();
+    std::thread::spawn(move || {
+        decnet::bus::publish_safely(Some(&from_thread), "thread.1", &json!({}), "t");
+    })
+    .join()
+    .expect("thread");
+    assert_eq!(recv(&mut sub).await.topic, "thread.1");
+    assert_eq!(publisher.stats().published, 1);
 }
 
 // ---- the real binary -------------------------------------------------------------
