@@ -37,6 +37,9 @@ use super::topic::{Pattern, validate_topic};
 use super::topics::SYSTEM_BUS_HEALTH;
 use super::wire::{self, Frame, FrameReader, Verb, WireError};
 
+/// Patterns one connection may hold; a `SUB` beyond this is refused.
+pub const MAX_PATTERNS: usize = 1024;
+
 /// Tunables of a broker; the defaults are the production values.
 #[derive(Debug, Clone)]
 pub struct BrokerSettings {
@@ -324,6 +327,11 @@ impl Broker {
                     if let Some(conn) = conns.iter_mut().find(|c| c.id == id) {
                         let known = conn.patterns.iter().position(|p| *p == pattern);
                         match (frame.verb, known) {
+                            (Verb::Sub, None) if conn.patterns.len() >= MAX_PATTERNS => {
+                                drop(conns);
+                                let reason = format!("more than {MAX_PATTERNS} patterns");
+                                self.refuse(outbox, name, "SUB", &reason);
+                            }
                             (Verb::Sub, None) => conn.patterns.push(pattern),
                             (Verb::Unsub, Some(pos)) => {
                                 conn.patterns.swap_remove(pos);

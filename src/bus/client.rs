@@ -285,6 +285,8 @@ impl Inner {
         self.subs.with_patterns(|patterns| {
             let stale = self.outbox.clear();
             self.counters.dropped.fetch_add(stale, Ordering::Relaxed);
+            // Their PINGs were just discarded: fail those `sync` calls rather than hang.
+            self.lock_pings().clear();
             self.send(Verb::Hello, &self.name);
             for pattern in patterns {
                 self.send(Verb::Sub, pattern.as_str());

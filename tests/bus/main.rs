@@ -374,6 +374,15 @@ async fn bad_requests_get_an_error_and_the_broker_keeps_serving() {
     assert!(raw.expect_err().await.contains("JSON"));
     raw.ping("still-here").await;
 
+    // Subscriptions per connection are bounded.
+    let mut subs = BytesMut::new();
+    for i in 0..=decnet::bus::broker::MAX_PATTERNS {
+        wire::encode(Verb::Sub, &format!("many.{i}"), b"", &mut subs).expect("encode");
+    }
+    raw.send_bytes(&subs).await;
+    assert!(raw.expect_err().await.contains("patterns"));
+    raw.ping("still-here").await;
+
     // Broken framing: ERR, then the broker closes that connection only.
     let mut raw = b.raw().await;
     let too_big = u32::try_from(MAX_BODY + 1).expect("fits");
@@ -408,7 +417,7 @@ async fn bad_requests_get_an_error_and_the_broker_keeps_serving() {
     raw.send_bytes(b"PUB a.b\n\x00\x00\x01\x00{").await;
     drop(raw);
 
-    assert_eq!(b.broker.stats().errors, 9);
+    assert_eq!(b.broker.stats().errors, 10);
 
     // Everyone else is unaffected.
     let publisher = b.client("pub").await;

@@ -2,7 +2,8 @@
 //!
 //! [`bind`] takes care of the path: a live broker already answering there is an error
 //! (two brokers would split the host's workers between them), a stale socket file left by
-//! a crash is removed, and anything that is not a socket is left alone. After binding the
+//! a crash is removed, and anything that is not a socket is left alone. The socket's
+//! directory (`<home>/run` by default) is created when missing. After binding the
 //! socket is mode 0660 and, when the group exists and we may chown, owned by the
 //! configured group (`decnet`): the file mode is the bus's only authorisation, as in the
 //! original. [`serve`] runs the broker on an already-bound listener until the token is
