@@ -377,10 +377,18 @@ impl<S: Source> Reader<'_, S> {
     }
 
     /// A number of seconds (fractions allowed); `None` when it is zero or negative.
-    fn seconds(&mut self, key: &'static str, default: f64) -> Result<Option<Duration>, ConfigError> {
+    fn seconds(
+        &mut self,
+        key: &'static str,
+        default: f64,
+    ) -> Result<Option<Duration>, ConfigError> {
         let raw = self.raw(key);
         let value = match &raw {
-            Some(v) => v.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s < 1e9),
+            Some(v) => v
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s < 1e9),
             None => Some(default),
         }
         .ok_or_else(|| ConfigError::Invalid {
@@ -389,7 +397,9 @@ impl<S: Source> Reader<'_, S> {
             reason: "expected a number of seconds, e.g. 1.5".into(),
         })?;
         self.record(key, value.to_string(), raw.is_some());
-        Ok(Some(value).filter(|s| *s > 0.0).map(Duration::from_secs_f64))
+        Ok(Some(value)
+            .filter(|s| *s > 0.0)
+            .map(Duration::from_secs_f64))
     }
 
     fn secret(&mut self, key: &'static str) -> Option<Secret> {
