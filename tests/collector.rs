@@ -15,6 +15,8 @@ use decnet::config::CollectorConfig;
 use decnet::engine::Engine;
 use decnet::engine::image::{self, ImageSpec};
 use decnet::syslog::{self, Event};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -307,4 +309,44 @@ async fn collector_follows_decky_services_into_the_log_without_duplicates() {
         serde_json::from_slice(&std::fs::read(dir.path().join("decnet.cursors")).expect("saved"))
             .expect("positions JSON");
     assert!(cursors.len() >= 2, "{cursors:?}");
+
+    // `decnet collect` runs the same collector and stops cleanly on SIGTERM.
+    let home = util::Dir::new();
+    let cli_log = dir.path().join("cli.log");
+    let mut child = home
+        .decnet()
+        .args(["collect", "--log-file"])
+        .arg(&cli_log)
+        .env("DECNET_BUS_ENABLED", "false")
+        .spawn()
+        .expect("spawn decnet collect");
+    wait_for(&cli_log, &decky_a, "connect", 3).await;
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.success(), "{status:?}");
+    assert_eq!(raw_events(&cli_log, &decky_a).len(), 4);
+    assert!(dir.path().join("cli.cursors").exists());
+}
+
+#[test]
+fn collect_without_docker_says_how_to_start_it() {
+    let home = util::Dir::new();
+    let out = util::run(
+        home.decnet()
+            .args(["collect", "--log-file"])
+            .arg(home.path().join("decnet.log"))
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}/none.sock", home.path().display()),
+            ),
+    );
+    util::assert_code(&out, 1);
+    assert!(
+        util::stderr(&out).contains("systemctl start docker"),
+        "{}",
+        util::stderr(&out)
+    );
 }

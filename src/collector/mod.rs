@@ -24,9 +24,10 @@
 //! - The original re-read each container's whole log on every start, duplicating lines;
 //!   here read positions persist beside the log ([`cursor`]).
 //! - `--daemon` is not offered: systemd (or `decnet up`) supervises the process.
-//! - The health heartbeat `system.collector.health` is `{worker, ts, streams}`; the
-//!   `system.collector.control` stop request and the session aggregator
-//!   (`attacker.session.ended`) are not built yet.
+//! - The health heartbeat `system.collector.health` is `{worker, ts, streams}`. A
+//!   `{"action":"stop"}` on `system.collector.control` ends [`serve`] the way a shutdown
+//!   does (the original sent itself SIGTERM); the session aggregator
+//!   (`attacker.session.ended`) is not built yet.
 pub mod cursor;
 pub mod filter;
 pub mod follow;
@@ -44,7 +45,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::Bus;
+use crate::bus::{Bus, Subscription, topics};
 use crate::config::{CollectorConfig, Config};
 use crate::engine::{self, Engine};
 use cursor::Cursors;
@@ -148,14 +149,19 @@ pub async fn run(
     result
 }
 
-/// Collects into `settings.log_file` until `shutdown` fires, publishing admitted events on
-/// `bus` when there is one. Returns once every line read has been written.
+/// Collects into `settings.log_file` until `shutdown` fires (or a stop request arrives on
+/// the bus), publishing admitted events on `bus` when there is one. Returns once every
+/// line read has been written.
 pub async fn serve(
     engine: Engine,
     settings: Settings,
     bus: Option<Arc<dyn Bus>>,
     shutdown: CancellationToken,
 ) -> Result<Stats, Error> {
+    let shutdown = shutdown.child_token();
+    if let Some(control) = bus.as_deref().and_then(control) {
+        tokio::spawn(obey(control, shutdown.clone()));
+    }
     let sink = Sink::new(
         &settings.log_file,
         Filter::new(&settings.collector),
@@ -218,8 +224,9 @@ impl Discovery {
             tokio::select! {
                 _ = self.shutdown.cancelled() => return,
                 _ = reconcile.tick() => self.rescan().await,
+                // A full queue means the writer is busy; the next tick saves instead.
                 _ = flush.tick() => {
-                    let _ = self.tx.send(Msg::Flush).await;
+                    let _ = self.tx.try_send(Msg::Flush);
                 }
                 _ = health.tick() => self.heartbeat(bus),
                 Some(found) = found.recv() => match found {
@@ -299,7 +306,7 @@ impl Discovery {
     }
 
     fn heartbeat(&self, bus: Option<&dyn Bus>) {
-        let Ok(topic) = crate::bus::topics::system_health("collector") else {
+        let Ok(topic) = topics::system_health("collector") else {
             return;
         };
         let payload = serde_json::json!({
@@ -308,6 +315,33 @@ impl Discovery {
             "streams": self.running.len(),
         });
         crate::bus::publish_safely(bus, &topic, &payload, "health");
+    }
+}
+
+/// The subscription to `system.collector.control`, when the bus takes one.
+fn control(bus: &dyn Bus) -> Option<Subscription> {
+    let topic = topics::system_control("collector").ok()?;
+    bus.subscribe(&topic)
+        .inspect_err(|e| tracing::debug!(error = %e, "no control subscription"))
+        .ok()
+}
+
+/// Cancels `shutdown` when a `{"action":"stop"}` request arrives on `control`.
+async fn obey(mut control: Subscription, shutdown: CancellationToken) {
+    loop {
+        let msg = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            msg = control.recv() => msg,
+        };
+        let Some(msg) = msg else { return };
+        let Ok(envelope) = msg.envelope() else {
+            continue;
+        };
+        if envelope.payload["action"] == "stop" {
+            tracing::info!(requested_by = %envelope.payload["requested_by"], "collector stop requested on the bus");
+            shutdown.cancel();
+            return;
+        }
     }
 }
 
@@ -371,5 +405,26 @@ mod tests {
         assert!(is_service(&labels(&[(LABEL_TOPOLOGY_SERVICE, "true")])));
         assert!(!is_service(&labels(&[(LABEL_FLEET_SERVICE, "false")])));
         assert!(!is_service(&labels(&[(LABEL_DECKY, "decky-01")])));
+    }
+
+    #[tokio::test]
+    async fn a_stop_request_on_the_bus_ends_the_collector() {
+        let bus = crate::bus::FakeBus::new();
+        let sub = control(&bus).expect("subscribed");
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(obey(sub, shutdown.clone()));
+        let topic = topics::system_control("collector").expect("topic");
+        let publish = |action: &str| {
+            bus.publish(&topic, "control", &serde_json::json!({"action": action}))
+                .expect("publish");
+        };
+        publish("start");
+        tokio::task::yield_now().await;
+        assert!(!shutdown.is_cancelled(), "only stop stops");
+        publish("stop");
+        tokio::time::timeout(Duration::from_secs(5), shutdown.cancelled())
+            .await
+            .expect("stopped");
+        task.await.expect("control task");
     }
 }

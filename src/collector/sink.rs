@@ -89,8 +89,8 @@ impl LogFile {
         Self { path, open: None }
     }
 
-    /// Appends `line` and a newline, re-opening first if the path now names another file.
-    fn append(&mut self, line: &str) -> Result<(), Error> {
+    /// The open file, re-opened first if the path now names another file (or none).
+    fn file(&mut self) -> Result<&mut File, Error> {
         let io = |source| Error::Io {
             path: self.path.clone(),
             source,
@@ -98,26 +98,35 @@ impl LogFile {
         let current = std::fs::metadata(&self.path)
             .ok()
             .map(|m| (m.dev(), m.ino()));
-        let file = match &mut self.open {
-            Some((file, id)) if Some(*id) == current => file,
-            _ => {
-                if let Some(parent) = self.path.parent() {
-                    std::fs::create_dir_all(parent).map_err(io)?;
-                }
-                let file = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .mode(0o640)
-                    .open(&self.path)
-                    .map_err(io)?;
-                let meta = file.metadata().map_err(io)?;
-                &mut self.open.insert((file, (meta.dev(), meta.ino()))).0
+        let fresh = matches!(&self.open, Some((_, id)) if Some(*id) == current);
+        if !fresh {
+            if let Some(parent) = self.path.parent() {
+                std::fs::create_dir_all(parent).map_err(io)?;
             }
-        };
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o640)
+                .open(&self.path)
+                .map_err(io)?;
+            let meta = file.metadata().map_err(io)?;
+            self.open = Some((file, (meta.dev(), meta.ino())));
+        }
+        self.open
+            .as_mut()
+            .map(|(file, _)| file)
+            .ok_or_else(|| io(std::io::ErrorKind::NotFound.into()))
+    }
+
+    /// Appends `line` and a newline in one write.
+    fn append(&mut self, line: &str) -> Result<(), Error> {
         let mut bytes = Vec::with_capacity(line.len() + 1);
         bytes.extend_from_slice(line.as_bytes());
         bytes.push(b'\n');
-        file.write_all(&bytes).map_err(io)
+        self.file()?.write_all(&bytes).map_err(|source| Error::Io {
+            path: self.path.clone(),
+            source,
+        })
     }
 }
 
@@ -132,11 +141,16 @@ pub struct Sink {
 }
 
 impl Sink {
-    /// A sink writing `log_file` and its `.json` sibling (both created on first write).
+    /// A sink writing `log_file` and its `.json` sibling, both opened (and created, with
+    /// their directory) now, so a path the process cannot write fails at start.
     pub fn new(log_file: &Path, filter: Filter, bus: Option<Arc<dyn Bus>>) -> Result<Self, Error> {
+        let mut raw = LogFile::new(log_file.to_owned());
+        let mut json = LogFile::new(json_path(log_file)?);
+        raw.file()?;
+        json.file()?;
         Ok(Self {
-            raw: LogFile::new(log_file.to_owned()),
-            json: LogFile::new(json_path(log_file)?),
+            raw,
+            json,
             filter,
             bus,
             stats: Stats::default(),
@@ -325,6 +339,15 @@ mod tests {
         sink.write("three", Instant::now()).expect("write");
         assert_eq!(read(&log), ["three"]);
         assert_eq!(crate::fsutil::mode_of(&log).expect("mode") & 0o137, 0);
+    }
+
+    #[test]
+    fn an_unwritable_log_fails_at_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let blocker = dir.path().join("not-a-dir");
+        std::fs::write(&blocker, b"").expect("write");
+        let err = Sink::new(&blocker.join("decnet.log"), filter(), None).expect_err("refused");
+        assert!(err.to_string().contains("not-a-dir"), "{err}");
     }
 
     #[test]
