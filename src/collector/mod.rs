@@ -63,8 +63,9 @@ pub const LABEL_SERVICE_NAME: &str = "decnet.fleet.service_name";
 
 /// Most container logs followed at once; more wait for a free slot at the next rescan.
 pub const MAX_STREAMS: usize = 64;
-/// Lines buffered between the followers and the writer.
-const LINE_QUEUE: usize = 4096;
+/// Lines buffered between the followers and the writer: typically a few hundred KiB,
+/// at most 64 MiB when every line is cut at [`follow::MAX_LINE`].
+const LINE_QUEUE: usize = 1024;
 /// How often read positions are saved.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// How often the health heartbeat is published.
@@ -158,16 +159,16 @@ pub async fn serve(
     bus: Option<Arc<dyn Bus>>,
     shutdown: CancellationToken,
 ) -> Result<Stats, Error> {
-    let shutdown = shutdown.child_token();
-    if let Some(control) = bus.as_deref().and_then(control) {
-        tokio::spawn(obey(control, shutdown.clone()));
-    }
     let sink = Sink::new(
         &settings.log_file,
         Filter::new(&settings.collector),
         bus.clone(),
     )?;
     let cursors = Cursors::load(&sink::cursor_path(&settings.log_file))?;
+    let shutdown = shutdown.child_token();
+    if let Some(control) = bus.as_deref().and_then(control) {
+        tokio::spawn(obey(control, shutdown.clone()));
+    }
     let (tx, rx) = mpsc::channel(LINE_QUEUE);
     let writer = tokio::task::spawn_blocking({
         let cursors = cursors.clone();
@@ -189,7 +190,9 @@ pub async fn serve(
     let _ = watcher.await;
     while discovery.followers.join_next().await.is_some() {}
     drop(discovery);
-    Ok(writer.await?)
+    let stats = writer.await?;
+    tracing::debug!(?stats, "collector drained");
+    Ok(stats)
 }
 
 /// What the events watcher tells discovery.
