@@ -72,6 +72,9 @@ pub const COLLECTOR_RL_EVENT_TYPES: &str = "DECNET_COLLECTOR_RL_EVENT_TYPES";
 pub const COLLECTOR_RL_WINDOW_SEC: &str = "DECNET_COLLECTOR_RL_WINDOW_SEC";
 /// Seconds between the collector's full rescans of running containers.
 pub const COLLECTOR_RECONCILE_S: &str = "DECNET_COLLECTOR_RECONCILE_S";
+/// Seconds the collector keeps an attacker's commands for the session summary; 0 turns
+/// the summaries off.
+pub const COLLECTOR_SESSION_AGG_TTL_SEC: &str = "DECNET_COLLECTOR_SESSION_AGG_TTL_SEC";
 
 /// Default state directory when `DECNET_HOME` is not set.
 pub const DEFAULT_HOME: &str = "/var/lib/decnet";
@@ -209,6 +212,9 @@ pub struct CollectorConfig {
     pub rl_window: Option<Duration>,
     /// Time between full rescans of running containers (`DECNET_COLLECTOR_RECONCILE_S`).
     pub reconcile: Duration,
+    /// How long commands wait for their session's end; `None` turns session summaries off
+    /// (`DECNET_COLLECTOR_SESSION_AGG_TTL_SEC`).
+    pub session_ttl: Option<Duration>,
 }
 
 /// Where a resolved value came from, for `decnet config`.
@@ -469,6 +475,7 @@ pub fn parse<S: Source>(src: &S) -> Result<Config, ConfigError> {
                 value: r.raw(COLLECTOR_RECONCILE_S).unwrap_or_default(),
                 reason: "the rescan interval must be more than 0 seconds".into(),
             })?,
+        session_ttl: r.seconds(COLLECTOR_SESSION_AGG_TTL_SEC, 3600.0)?,
     };
     let master_host = r.text(MASTER_HOST);
     let verify_hostname = r.flag(VERIFY_HOSTNAME, false)?;
@@ -625,11 +632,13 @@ mod tests {
         );
         assert_eq!(c.rl_window, Some(Duration::from_secs(1)));
         assert_eq!(c.reconcile, Duration::from_secs(30));
+        assert_eq!(c.session_ttl, Some(Duration::from_secs(3600)));
         let c = cfg(&[
             (COLLECTOR_DROP_APPS, " cron , ,sudo"),
             (COLLECTOR_RL_EVENT_TYPES, "connect"),
             (COLLECTOR_RL_WINDOW_SEC, "0"),
             (COLLECTOR_RECONCILE_S, "2.5"),
+            (COLLECTOR_SESSION_AGG_TTL_SEC, "0"),
         ])
         .expect("parses")
         .collector;
@@ -637,6 +646,7 @@ mod tests {
         assert_eq!(c.rl_event_types, ["connect"]);
         assert_eq!(c.rl_window, None, "a zero window turns the limit off");
         assert_eq!(c.reconcile, Duration::from_millis(2500));
+        assert_eq!(c.session_ttl, None);
         assert_eq!(
             cfg(&[(COLLECTOR_RL_WINDOW_SEC, "-1")])
                 .expect("parses")

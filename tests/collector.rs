@@ -126,6 +126,7 @@ impl Running {
                 rl_window: Some(Duration::from_secs(60)),
                 // Long enough that only the events stream can find a new container.
                 reconcile: Duration::from_secs(600),
+                session_ttl: None,
             },
             max_streams: collector::MAX_STREAMS,
         };

@@ -109,6 +109,7 @@ mod tests {
             rl_event_types: vec!["connect".into()],
             rl_window: Some(Duration::from_millis(window_ms)).filter(|w| !w.is_zero()),
             reconcile: Duration::from_secs(30),
+            session_ttl: None,
         }
     }
 

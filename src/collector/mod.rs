@@ -16,7 +16,8 @@
 //!   `decnet.fleet.service` or `decnet.topology.service` is `true`.
 //! - [`follow`]: one task per container (at most [`MAX_STREAMS`]), stdout only, resuming
 //!   from the saved [`cursor`] position so a restart never copies a line twice.
-//! - [`sink`]: one writer thread owning the files, the [`filter`] and the positions.
+//! - [`sink`]: one writer thread owning the files, the [`filter`], the [`session`]
+//!   aggregator and the positions.
 //!
 //! # Where this differs from the original
 //! - Legacy discovery by container name from the state file is not done: every container
@@ -26,11 +27,13 @@
 //! - `--daemon` is not offered: systemd (or `decnet up`) supervises the process.
 //! - The health heartbeat `system.collector.health` is `{worker, ts, streams}`. A
 //!   `{"action":"stop"}` on `system.collector.control` ends [`serve`] the way a shutdown
-//!   does (the original sent itself SIGTERM); the session aggregator
-//!   (`attacker.session.ended`) is not built yet.
+//!   does (the original sent itself SIGTERM).
+//! - [`session`] summarises shell sessions on `attacker.session.ended`; where the spec is
+//!   silent on its fields, the module says what it chose.
 pub mod cursor;
 pub mod filter;
 pub mod follow;
+pub mod session;
 pub mod sink;
 
 use std::collections::{HashMap, HashSet};
@@ -159,10 +162,11 @@ pub async fn serve(
     bus: Option<Arc<dyn Bus>>,
     shutdown: CancellationToken,
 ) -> Result<Stats, Error> {
-    let sink = Sink::new(
+    let sink = Sink::with_sessions(
         &settings.log_file,
         Filter::new(&settings.collector),
         bus.clone(),
+        settings.collector.session_ttl,
     )?;
     let cursors = Cursors::load(&sink::cursor_path(&settings.log_file))?;
     let shutdown = shutdown.child_token();

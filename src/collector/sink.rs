@@ -7,7 +7,7 @@
 //! 1. append it to the raw log `F` (the forensic record the forwarder ships: every line);
 //! 2. parse it (engine.md §3.2); a line that does not parse stops here;
 //! 3. run the [`Filter`]; an admitted event is appended to `F.json` as one JSON object
-//!    and published on `system.log`;
+//!    and published on `system.log`, and feeds the session aggregator ([`super::session`]);
 //! 4. record the container's read position (see [`super::cursor`]).
 //!
 //! Before every append the file's path is checked against the open file's device and
@@ -18,6 +18,7 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
@@ -27,6 +28,7 @@ use super::Error;
 use super::cursor::Cursors;
 use super::filter::{Filter, Verdict};
 use super::follow::Position;
+use super::session::Sessions;
 use crate::bus::{Bus, publish_safely, topics};
 use crate::syslog::{Event, parse};
 
@@ -137,6 +139,7 @@ pub struct Sink {
     json: LogFile,
     filter: Filter,
     bus: Option<Arc<dyn Bus>>,
+    sessions: Option<Sessions>,
     stats: Stats,
 }
 
@@ -144,15 +147,28 @@ impl Sink {
     /// A sink writing `log_file` and its `.json` sibling, both opened (and created, with
     /// their directory) now, so a path the process cannot write fails at start.
     pub fn new(log_file: &Path, filter: Filter, bus: Option<Arc<dyn Bus>>) -> Result<Self, Error> {
+        Self::with_sessions(log_file, filter, bus, None)
+    }
+
+    /// Like [`Sink::new`], also summarising shell sessions (kept for `session_ttl`) on
+    /// `attacker.session.ended` when there is a bus.
+    pub fn with_sessions(
+        log_file: &Path,
+        filter: Filter,
+        bus: Option<Arc<dyn Bus>>,
+        session_ttl: Option<Duration>,
+    ) -> Result<Self, Error> {
         let mut raw = LogFile::new(log_file.to_owned());
         let mut json = LogFile::new(json_path(log_file)?);
         raw.file()?;
         json.file()?;
+        let sessions = session_ttl.filter(|_| bus.is_some()).map(Sessions::new);
         Ok(Self {
             raw,
             json,
             filter,
             bus,
+            sessions,
             stats: Stats::default(),
         })
     }
@@ -191,6 +207,14 @@ impl Sink {
                     &payload,
                     &event.event_type,
                 );
+                if let Some(ended) = self.sessions.as_mut().and_then(|s| s.observe(&event, now)) {
+                    publish_safely(
+                        self.bus.as_deref(),
+                        topics::ATTACKER_SESSION_ENDED,
+                        &ended,
+                        "session_ended",
+                    );
+                }
             }
         }
         Ok(Some(verdict))
@@ -257,7 +281,6 @@ mod tests {
     use super::*;
     use crate::bus::FakeBus;
     use crate::config::CollectorConfig;
-    use std::time::Duration;
 
     const CONNECT: &str = r#"<134>1 2026-11-29T12:00:00.000001+00:00 decky-01 redis - connect [relay@55555 src_ip="192.0.2.7" src_port="5000"]"#;
 
@@ -267,6 +290,7 @@ mod tests {
             rl_event_types: vec!["connect".into()],
             rl_window: Some(Duration::from_secs(60)),
             reconcile: Duration::from_secs(30),
+            session_ttl: None,
         })
     }
 
@@ -313,6 +337,13 @@ mod tests {
         let published = bus.published();
         assert_eq!(published.len(), 1);
         assert_eq!(published[0].topic, topics::SYSTEM_LOG);
+        let body = published[0].envelope().expect("envelope");
+        assert_eq!(body.event_type, "connect");
+        assert_eq!(
+            body.payload,
+            json!({"decky": "decky-01", "service": "redis", "event_type": "connect",
+                   "attacker_ip": "192.0.2.7", "timestamp": "2026-11-29 12:00:00"})
+        );
         assert_eq!(
             sink.stats(),
             Stats {
@@ -323,6 +354,34 @@ mod tests {
                 rate_limited: 1
             }
         );
+    }
+
+    #[test]
+    fn a_recorded_session_is_summarised_on_the_bus() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bus = FakeBus::new();
+        let mut sink = Sink::with_sessions(
+            &dir.path().join("decnet.log"),
+            filter(),
+            Some(Arc::new(bus.clone())),
+            Some(Duration::from_secs(3600)),
+        )
+        .expect("sink");
+        for line in [
+            "<14>1 2026-11-29T12:00:01Z d1 bash - - - CMD uid=0 user=root src=192.0.2.9 pwd=/ cmd=id",
+            r#"<134>1 2026-11-29T12:00:09Z d1 sessrec - session_recorded [relay@55555 sid="7" src_ip="192.0.2.9"]"#,
+        ] {
+            sink.write(line, Instant::now()).expect("write");
+        }
+        let ended: Vec<_> = bus
+            .published()
+            .into_iter()
+            .filter(|m| m.topic == topics::ATTACKER_SESSION_ENDED)
+            .filter_map(|m| m.envelope().ok())
+            .collect();
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].payload["session_id"], "7");
+        assert_eq!(ended[0].payload["commands"][0]["command_text"], "id");
     }
 
     #[test]
