@@ -29,3 +29,16 @@ if command -v rustup >/dev/null 2>&1; then
   rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl \
     || { log "adding target x86_64-unknown-linux-musl"; timeout 300 rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1 || log "musl target unavailable; static builds fall back to glibc"; }
 fi
+
+# The Docker engine: the Docker tests need one. Start it when installed but not running
+# (a machine whose daemon was stopped), and wait until it answers.
+if command -v dockerd >/dev/null 2>&1 && ! docker info >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    log "starting dockerd"
+    (setsid nohup dockerd > /var/log/dockerd.log 2>&1 < /dev/null &)
+    for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+    docker info >/dev/null 2>&1 || log "dockerd did not come up; see /var/log/dockerd.log"
+  else
+    log "the Docker engine is not running; start it with: sudo systemctl start docker"
+  fi
+fi
