@@ -3,9 +3,12 @@
 //! Exit codes are decided in one place ([`report`]): 0 success (a closed stdout pipe
 //! counts as success), 1 runtime failure, 2 usage errors and features not built yet.
 mod catalog;
+mod deploy;
 mod dispatch;
 mod links;
 mod pki;
+mod status;
+mod teardown;
 
 pub use dispatch::{ROLES, normalize, role_from_argv0};
 
@@ -85,11 +88,11 @@ enum Command {
     /// Run honeypot services inside a decky container.
     Decky(Pending),
     /// Deploy deckies from an INI file or flags.
-    Deploy(Pending),
-    /// Remove deckies.
-    Teardown(Pending),
+    Deploy(Box<deploy::DeployArgs>),
+    /// Remove one decky, or the whole fleet with --all.
+    Teardown(teardown::TeardownArgs),
     /// Show the fleet's state.
-    Status(Pending),
+    Status(status::StatusArgs),
     /// Manage worker hosts of the swarm.
     Swarm(Pending),
     /// Manage MazeNET topologies.
@@ -169,6 +172,9 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<()> {
         Command::Services(args) => catalog::services(&args, &mut out),
         Command::Archetypes(args) => catalog::archetypes(&args, &mut out),
         Command::Distros(args) => catalog::distros(&args, &mut out),
+        Command::Deploy(args) => deploy::run(*args, &config, &mut out),
+        Command::Teardown(args) => teardown::run(args, &config, &mut out),
+        Command::Status(args) => status::run(&args, &config, &mut out),
         other => Err(CliError::NotImplemented(other.name()).into()),
     }
 }
