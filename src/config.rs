@@ -47,6 +47,8 @@ pub const API_TOKEN: &str = "DECNET_API_TOKEN";
 pub const DECKY_BINARY: &str = "DECNET_DECKY_BINARY";
 /// The Docker engine endpoint (`unix:///path` or `tcp://host:port`), as Docker's own CLI reads it.
 pub const DOCKER_HOST: &str = "DOCKER_HOST";
+/// The decky name a decky container logs as (the RFC 5424 HOSTNAME), set by the engine.
+pub const NODE_NAME: &str = "NODE_NAME";
 /// Diagnostic log format: `pretty` or `json`.
 pub const LOG_FORMAT: &str = "DECNET_LOG_FORMAT";
 /// Diagnostic log filter (tracing `EnvFilter` syntax); `RUST_LOG` wins over it.
@@ -186,6 +188,8 @@ pub struct Config {
     pub decky_binary: Option<PathBuf>,
     /// Docker endpoint, when not the local socket.
     pub docker_host: Option<String>,
+    /// Decky name inside a decky container.
+    pub node_name: Option<String>,
     /// Diagnostic log format.
     pub log_format: LogFormat,
     /// Diagnostic log filter.
@@ -342,6 +346,7 @@ pub fn parse<S: Source>(src: &S) -> Result<Config, ConfigError> {
         }
     };
     let docker_host = r.text(DOCKER_HOST);
+    let node_name = r.text(NODE_NAME);
     let log_format = match r.raw(LOG_FORMAT) {
         None => LogFormat::Pretty,
         Some(v) => match v.trim().to_ascii_lowercase().as_str() {
@@ -386,6 +391,7 @@ pub fn parse<S: Source>(src: &S) -> Result<Config, ConfigError> {
         api_token,
         decky_binary,
         docker_host,
+        node_name,
         log_format,
         log_filter,
         entries: r.entries,

@@ -16,6 +16,8 @@
 //! - [`pki`]: the decnet CA, certificate issue, bundles on disk, fingerprints.
 //! - [`tls`]: rustls configurations for mTLS servers and pinned clients.
 //! - [`engine`]: Docker through bollard: the decky image built from this binary.
+//! - [`syslog`]: RFC 5424 lines (format, tolerant parse) and the octet-counting codec.
+//! - [`store`]: the SQLite store: migrations, the `logs` table, the batching writer task.
 //! - [`roles`]: one module per long-running role.
 #![forbid(unsafe_code)]
 
@@ -29,6 +31,8 @@ pub mod logging;
 pub mod model;
 pub mod pki;
 pub mod roles;
+pub mod store;
+pub mod syslog;
 pub mod tls;
 
 /// The crate version, as built.

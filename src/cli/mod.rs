@@ -3,6 +3,7 @@
 //! Exit codes are decided in one place ([`report`]): 0 success (a closed stdout pipe
 //! counts as success), 1 runtime failure, 2 usage errors and features not built yet.
 mod catalog;
+mod decky;
 mod deploy;
 mod dispatch;
 mod links;
@@ -86,7 +87,7 @@ enum Command {
     /// Compare desired and real fleet state.
     Reconciler(Pending),
     /// Run honeypot services inside a decky container.
-    Decky(Pending),
+    Decky(decky::DeckyArgs),
     /// Deploy deckies from an INI file or flags.
     Deploy(Box<deploy::DeployArgs>),
     /// Remove one decky, or the whole fleet with --all.
@@ -164,17 +165,19 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<()> {
     }
     crate::logging::init(config.log_format, &config.log_filter)?;
 
-    let mut out = io::stdout().lock();
+    // Each arm locks stdout itself: roles like `decky` write to it from other tasks.
+    let out = || io::stdout().lock();
     match cli.command {
-        Command::Pki(args) => pki::run(args, &config, &mut out),
-        Command::Config => print_config(&config, &mut out).context("writing the configuration"),
-        Command::Links(args) => links::run(&args, &mut out),
-        Command::Services(args) => catalog::services(&args, &mut out),
-        Command::Archetypes(args) => catalog::archetypes(&args, &mut out),
-        Command::Distros(args) => catalog::distros(&args, &mut out),
-        Command::Deploy(args) => deploy::run(*args, &config, &mut out),
-        Command::Teardown(args) => teardown::run(args, &config, &mut out),
-        Command::Status(args) => status::run(&args, &config, &mut out),
+        Command::Decky(args) => decky::run(args, &config),
+        Command::Pki(args) => pki::run(args, &config, &mut out()),
+        Command::Config => print_config(&config, &mut out()).context("writing the configuration"),
+        Command::Links(args) => links::run(&args, &mut out()),
+        Command::Services(args) => catalog::services(&args, &mut out()),
+        Command::Archetypes(args) => catalog::archetypes(&args, &mut out()),
+        Command::Distros(args) => catalog::distros(&args, &mut out()),
+        Command::Deploy(args) => deploy::run(*args, &config, &mut out()),
+        Command::Teardown(args) => teardown::run(args, &config, &mut out()),
+        Command::Status(args) => status::run(&args, &config, &mut out()),
         other => Err(CliError::NotImplemented(other.name()).into()),
     }
 }
@@ -235,11 +238,18 @@ mod tests {
 
     #[test]
     fn every_role_in_the_table_is_a_subcommand() {
+        // `--help` reaches the role's own parser whatever arguments the role requires.
         for (role, _) in ROLES {
-            let cli = parse(&["decnet", role, "--some-flag", "x"]).expect(role);
-            assert_eq!(cli.command.name(), *role);
-            let via_link = parse(&[&format!("/usr/local/bin/decnet-{role}")]).expect(role);
-            assert_eq!(via_link.command.name(), *role);
+            for argv in [
+                vec!["decnet".to_owned(), (*role).to_owned(), "--help".to_owned()],
+                vec![format!("/usr/local/bin/decnet-{role}"), "--help".to_owned()],
+            ] {
+                let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+                let err = parse(&argv).expect_err("help is an early exit");
+                assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{argv:?}");
+                let usage = err.render().to_string();
+                assert!(usage.contains(&format!("Usage: decnet {role}")), "{usage}");
+            }
         }
     }
 

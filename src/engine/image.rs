@@ -68,13 +68,13 @@ pub async fn ensure(
     let sha = hex::encode(Sha256::digest(&binary));
 
     let existing = current(engine, &spec.tag).await?;
-    if let Some((id, Some(label))) = &existing {
-        if *label == sha {
-            return Ok(Ensured {
-                id: id.clone(),
-                built: false,
-            });
-        }
+    if let Some((id, Some(label))) = &existing
+        && *label == sha
+    {
+        return Ok(Ensured {
+            id: id.clone(),
+            built: false,
+        });
     }
 
     progress(&format!(

@@ -4,3 +4,5 @@
 //! Roles depend on the core modules, never on each other. Each exposes `run(config)` for
 //! the CLI and a `serve(listener, …)` that tests start on a port-0 listener. Roles not
 //! built yet are answered by the CLI with "not implemented yet" (exit code 2).
+
+pub mod decky;

@@ -1,0 +1,221 @@
+//! The master's database: SQLite through rusqlite, behind decnet's own types.
+//!
+//! Shape (DESIGN.md "Store"):
+//! - **One writer.** [`Store::spawn_writer`] starts the only task that writes events. It is
+//!   fed by a bounded channel (back-pressure reaches the listener, never unbounded memory)
+//!   and commits whatever is queued, up to [`Options::max_batch_rows`], in one transaction.
+//! - **Readers use their own connections** ([`Store::reader`]); WAL lets them read while
+//!   the writer commits. Rare administrative writes (the worker allow-list) open a
+//!   short-lived connection of their own; `busy_timeout` serialises them with the writer.
+//! - **Exactly-once delivery.** Every event arrives as a [`LogRecord`] keyed by
+//!   `(worker, source, seq)`. The key is unique in `logs`, inserts skip rows already
+//!   present, and `log_sources` keeps the highest committed `seq` per source. A writer
+//!   reply ([`Committed`]) comes only after the commit and carries those watermarks, so
+//!   the listener acknowledges nothing that is not durable, and a re-sent line is counted
+//!   as a duplicate instead of stored twice.
+//! - **Durability.** WAL with `synchronous=FULL`: an acknowledged batch survives power
+//!   loss, which is the promise the acknowledgement makes; batching pays for the fsync.
+//! - **Migrations** are additive and numbered by `PRAGMA user_version`; opening twice is
+//!   a no-op, and a database from a newer decnet is refused rather than misread.
+//!
+//! SQL here sticks to what PostgreSQL also accepts (`ON CONFLICT … DO NOTHING/UPDATE`);
+//! nothing outside this module sees rusqlite, so another backend can replace it.
+mod logs;
+mod migrate;
+mod workers;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use thiserror::Error;
+use time::{OffsetDateTime, UtcOffset};
+
+pub use logs::{LogRecord, StoredLog, Watermark};
+pub use migrate::SCHEMA_VERSION;
+pub use writer::{Committed, Writer};
+
+/// Why a store operation failed.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// The database file cannot be created or opened.
+    #[error("{path}: cannot open the database: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// The database directory cannot be created.
+    #[error("{path}: {source}")]
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// A query failed (read-only or full database, I/O error, lock timeout, …).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The writer's transaction failed: nothing of the batch is stored.
+    #[error("batch not committed: {0}")]
+    Commit(#[source] Arc<Error>),
+    /// The database was written by a newer decnet.
+    #[error(
+        "database schema version {found} is newer than this decnet understands ({known}); \
+         upgrade decnet or point it at another database"
+    )]
+    SchemaTooNew {
+        /// The database's `user_version`.
+        found: i64,
+        /// The newest version this build knows.
+        known: i64,
+    },
+    /// A sequence number does not fit the database's signed 64-bit integers.
+    #[error("sequence number {0} is out of range (at most 2^63 - 1)")]
+    SeqOutOfRange(u64),
+    /// A stored value cannot be read back into its type.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The writer task has stopped, so nothing more can be committed.
+    #[error("the store writer has stopped")]
+    WriterClosed,
+}
+
+impl Error {
+    /// SQLite's primary error code, to tell a full disk from a read-only database.
+    pub fn sqlite_code(&self) -> Option<rusqlite::ErrorCode> {
+        let err = match self {
+            Self::Open { source, .. } => source,
+            Self::Sqlite(e) => e,
+            Self::Commit(inner) => return inner.sqlite_code(),
+            _ => return None,
+        };
+        err.sqlite_error_code()
+    }
+}
+
+/// Shorthand for store results.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Tunables of the store; the defaults suit a master ingesting from a fleet.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long a connection waits for another one's lock before failing.
+    pub busy_timeout: Duration,
+    /// Most rows committed in one writer transaction.
+    pub max_batch_rows: usize,
+    /// Write requests the writer's channel holds before senders wait.
+    pub queue_depth: usize,
+    /// How long the writer waits for more requests after the first one of a batch. Zero
+    /// commits as soon as the queue is empty: batches still form under load, while the
+    /// previous commit runs, without adding latency when idle.
+    pub linger: Duration,
+    /// Cap on the database size; writes past it fail as "database or disk is full".
+    pub max_db_bytes: Option<u64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            busy_timeout: Duration::from_secs(5),
+            max_batch_rows: 1000,
+            queue_depth: 256,
+            linger: Duration::ZERO,
+            max_db_bytes: None,
+        }
+    }
+}
+
+/// A migrated database on disk; hands out the writer and reader connections.
+#[derive(Debug, Clone)]
+pub struct Store {
+    path: PathBuf,
+    options: Options,
+}
+
+impl Store {
+    /// Creates or opens the database at `path` and brings its schema up to date.
+    pub fn open(path: impl Into<PathBuf>, options: Options) -> Result<Self> {
+        let path = path.into();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let store = Self { path, options };
+        let mut conn = store.connect(true)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        migrate::migrate(&mut conn)?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The options the store was opened with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// A connection for queries only (it refuses writes).
+    pub fn reader(&self) -> Result<Reader> {
+        let conn = self.connect(false)?;
+        conn.pragma_update(None, "query_only", true)?;
+        Ok(Reader { conn })
+    }
+
+    /// Opens a connection with the common settings; `create` allows creating the file.
+    fn connect(&self, create: bool) -> Result<Connection> {
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if create {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+        let conn =
+            Connection::open_with_flags(&self.path, flags).map_err(|source| Error::Open {
+                path: self.path.clone(),
+                source,
+            })?;
+        conn.busy_timeout(self.options.busy_timeout)?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        Ok(conn)
+    }
+
+    /// The writer's connection: durable commits and the optional size cap.
+    fn writer_connection(&self) -> Result<Connection> {
+        let conn = self.connect(false)?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        if let Some(bytes) = self.options.max_db_bytes {
+            let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+            let pages = i64::try_from(bytes).unwrap_or(i64::MAX) / page.max(1);
+            conn.pragma_update(None, "max_page_count", pages.max(1))?;
+        }
+        Ok(conn)
+    }
+}
+
+/// A read-only connection of its own; cheap to open, not shared between threads.
+#[derive(Debug)]
+pub struct Reader {
+    conn: Connection,
+}
+
+/// `t` in UTC as `YYYY-MM-DD HH:MM:SS` (the `logs.timestamp` form; sorts as text).
+pub(crate) fn sql_seconds(t: OffsetDateTime) -> String {
+    crate::syslog::Timestamp::Parsed(t.to_offset(UtcOffset::UTC)).display()
+}
+
+/// `t` in UTC as `YYYY-MM-DD HH:MM:SS.ffffff`.
+pub(crate) fn sql_micros(t: OffsetDateTime) -> String {
+    let t = t.to_offset(UtcOffset::UTC);
+    format!("{}.{:06}", sql_seconds(t), t.microsecond())
+}

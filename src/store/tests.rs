@@ -1,0 +1,417 @@
+//! Store tests on real SQLite files in temporary directories.
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use time::OffsetDateTime;
+
+use super::*;
+use crate::pki::Fingerprint;
+use crate::syslog::{Message, parse};
+
+fn open(dir: &Path) -> Store {
+    Store::open(dir.join("db/decnet.db"), Options::default())
+        .unwrap_or_else(|e| panic!("open: {e}"))
+}
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"))
+}
+
+fn record(worker: &str, source: &str, seq: u64) -> LogRecord {
+    let line = Message::new(OffsetDateTime::UNIX_EPOCH, "decky-1", "ssh", "auth_attempt")
+        .param("src_ip", "203.0.113.5")
+        .param("username", format!("user\"{seq}]"))
+        .msg("é")
+        .to_string();
+    LogRecord {
+        worker: worker.into(),
+        source: source.into(),
+        seq,
+        received_at: OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(60),
+        event: parse(&line).ok(),
+    }
+}
+
+fn records(worker: &str, source: &str, seqs: std::ops::Range<u64>) -> Vec<LogRecord> {
+    seqs.map(|s| record(worker, source, s)).collect()
+}
+
+async fn write(writer: &Writer, recs: Vec<LogRecord>) -> Committed {
+    writer
+        .write(recs)
+        .await
+        .unwrap_or_else(|e| panic!("write: {e}"))
+}
+
+fn mark(worker: &str, source: &str, seq: u64) -> Watermark {
+    Watermark {
+        worker: worker.into(),
+        source: source.into(),
+        seq,
+    }
+}
+
+#[test]
+fn migrations_are_idempotent() -> Result<()> {
+    let dir = tempdir();
+    let first = open(dir.path());
+    let again = open(dir.path());
+    let reader = again.reader()?;
+    let version: i64 = reader
+        .conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))?;
+    assert_eq!(version, SCHEMA_VERSION);
+    let mode: String = reader
+        .conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+    assert_eq!(mode, "wal");
+    assert_eq!(first.reader()?.count_logs()?, 0);
+    Ok(())
+}
+
+#[test]
+fn newer_schema_is_refused() -> Result<()> {
+    let dir = tempdir();
+    let store = open(dir.path());
+    Connection::open(store.path())?.pragma_update(None, "user_version", SCHEMA_VERSION + 1)?;
+    match Store::open(store.path(), Options::default()) {
+        Err(Error::SchemaTooNew { found, known }) => {
+            assert_eq!((found, known), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+        }
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn batch_is_committed_and_readable() -> Result<()> {
+    let dir = tempdir();
+    let store = open(dir.path());
+    let (writer, task) = store.spawn_writer()?;
+    let mut batch = records("w1", "f1", 1..50);
+    let line = b"<134>1 2026-01-02T03:04:05Z decky-1 ssh - e - \xff from 192.0.2.1";
+    batch.push(LogRecord::from_line("w1", "f1", 50, line));
+    let done = write(&writer, batch).await;
+    assert_eq!((done.inserted, done.duplicates, done.unparsed), (50, 0, 0));
+    assert_eq!(done.watermarks, vec![mark("w1", "f1", 50)]);
+
+    // A fresh reader connection sees exactly what was committed.
+    let reader = store.reader()?;
+    assert_eq!(reader.count_logs()?, 50);
+    let rows = reader.logs_after(0, 10)?;
+    assert_eq!(rows.len(), 10);
+    let first = &rows[0];
+    assert_eq!(first.timestamp, "1970-01-01 00:00:00");
+    assert_eq!(first.received_at, "1970-01-01 00:01:00.000000");
+    assert_eq!(
+        (first.decky.as_str(), first.service.as_str()),
+        ("decky-1", "ssh")
+    );
+    assert_eq!(first.event_type, "auth_attempt");
+    assert_eq!(first.attacker_ip, "203.0.113.5");
+    assert_eq!(first.fields.get("username"), Some("user\"1]"));
+    assert_eq!(first.msg.as_deref(), Some("é"));
+    assert_eq!(
+        (first.worker.as_str(), first.source.as_str(), first.seq),
+        ("w1", "f1", 1)
+    );
+    let rest = reader.logs_after(rows[9].id, 100)?;
+    assert_eq!(rest.len(), 40);
+    let last = &rest[39];
+    assert_eq!(last.timestamp, "2026-01-02 03:04:05");
+    assert_eq!(last.msg.as_deref(), Some("\u{fffd} from 192.0.2.1"));
+    assert_eq!(
+        (last.attacker_ip.as_str(), last.fields.to_json().as_str()),
+        ("192.0.2.1", "{}")
+    );
+
+    drop(writer);
+    task.await.unwrap_or_else(|e| panic!("writer task: {e}"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn duplicates_are_skipped_and_counted() -> Result<()> {
+    let dir = tempdir();
+    let store = open(dir.path());
+    let (writer, _task) = store.spawn_writer()?;
+    write(&writer, records("w1", "f1", 1..11)).await;
+    // A resend after a lost acknowledgement overlaps what is stored.
+    let mut again = records("w1", "f1", 6..16);
+    again.push(record("w1", "f1", 15));
+    let done = write(&writer, again).await;
+    assert_eq!((done.inserted, done.duplicates), (5, 6));
+    assert_eq!(done.watermarks, vec![mark("w1", "f1", 15)]);
+    assert_eq!(store.reader()?.count_logs()?, 15);
+    Ok(())
+}
+
+#[tokio::test]
+async fn watermarks_are_per_worker_and_source() -> Result<()> {
+    let dir = tempdir();
+    let store = open(dir.path());
+    let (writer, _task) = store.spawn_writer()?;
+    let mut mixed = records("w1", "a", 1..4);
+    mixed.extend(records("w1", "b", 7..9));
+    mixed.extend(records("w2", "a", 1..3));
+    let done = write(&writer, mixed).await;
+    assert_eq!(
+        done.inserted, 7,
+        "the same (source, seq) of two workers are two lines"
+    );
+    assert_eq!(
+        done.watermarks,
+        vec![mark("w1", "a", 3), mark("w1", "b", 8), mark("w2", "a", 2)]
+    );
+
+    // A late, lower sequence number never moves a watermark back.
+    let done = write(&writer, vec![record("w1", "b", 2)]).await;
+    assert_eq!(done.watermarks, vec![mark("w1", "b", 8)]);
+
+    // An unparsable line is delivered: it moves the watermark without storing a row.
+    let junk = LogRecord::from_line("w1", "a", 4, b"\xffnot syslog");
+    assert_eq!(junk.event, None);
+    let done = write(&writer, vec![junk]).await;
+    assert_eq!((done.inserted, done.unparsed), (0, 1));
+    assert_eq!(done.watermarks, vec![mark("w1", "a", 4)]);
+
+    let reader = store.reader()?;
+    assert_eq!(reader.watermark("w1", "a")?, Some(4));
+    assert_eq!(reader.watermark("w3", "a")?, None);
+    assert_eq!(
+        reader.watermarks("w1")?,
+        vec![mark("w1", "a", 4), mark("w1", "b", 8)]
+    );
+    assert_eq!(reader.count_logs()?, 8);
+    Ok(())
+}
+
+#[tokio::test]
+async fn concurrent_writers_all_commit() -> Result<()> {
+    let dir = tempdir();
+    let store = open(dir.path());
+    let (writer, task) = store.spawn_writer()?;
+    let mut handles = Vec::new();
+    for w in 0..8 {
+        let writer = writer.clone();
+        handles.push(tokio::spawn(async move {
+            for chunk in 0..10u64 {
+                let recs = records(&format!("w{w}"), "f", chunk * 10 + 1..chunk * 10 + 11);
+                write(&writer, recs).await;
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap_or_else(|e| panic!("sender: {e}"));
+    }
+    drop(writer);
+    task.await.unwrap_or_else(|e| panic!("writer task: {e}"));
+    let reader = store.reader()?;
+    assert_eq!(reader.count_logs()?, 800);
+    for w in 0..8 {
+        assert_eq!(reader.watermark(&format!("w{w}"), "f")?, Some(100));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn lingering_writer_still_commits_every_request() -> Result<()> {
+    let dir = tempdir();
+    let options = Options {
+        linger: std::time::Duration::from_millis(5),
+        max_batch_rows: 7,
+        ..Options::default()
+    };
+    let store = Store::open(dir.path().join("l.db"), options)?;
+    let (writer, _task) = store.spawn_writer()?;
+    let (a, b) = tokio::join!(
+        writer.write(records("w", "a", 1..6)),
+        writer.write(records("w", "b", 1..6))
+    );
+    assert_eq!(a?.watermarks, vec![mark("w", "a", 5)]);
+    assert_eq!(b?.watermarks, vec![mark("w", "b", 5)]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn out_of_range_seq_is_refused_before_queueing() -> Result<()> {
+    let dir = tempdir();
+    let store = open(dir.path());
+    let (writer, _task) = store.spawn_writer()?;
+    let err = writer.write(vec![record("w", "f", u64::MAX)]).await;
+    assert!(
+        matches!(err, Err(Error::SeqOutOfRange(u64::MAX))),
+        "{err:?}"
+    );
+    assert_eq!(write(&writer, Vec::new()).await, Committed::default());
+    Ok(())
+}
+
+#[tokio::test]
+async fn full_database_fails_the_write_and_stores_nothing() -> Result<()> {
+    let dir = tempdir();
+    let options = Options {
+        max_db_bytes: Some(256 * 1024),
+        ..Options::default()
+    };
+    let store = Store::open(dir.path().join("small.db"), options)?;
+    let (writer, _task) = store.spawn_writer()?;
+    write(&writer, records("w", "f", 1..11)).await;
+    let err = writer
+        .write(records("w", "f", 11..5011))
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("a 5000-row batch cannot fit in 256 KiB"));
+    assert!(matches!(err, Error::Commit(_)), "{err:?}");
+    assert_eq!(
+        err.sqlite_code(),
+        Some(rusqlite::ErrorCode::DiskFull),
+        "{err}"
+    );
+    let reader = store.reader()?;
+    assert_eq!(reader.count_logs()?, 10, "a failed batch leaves no rows");
+    assert_eq!(
+        reader.watermark("w", "f")?,
+        Some(10),
+        "nor a watermark to acknowledge"
+    );
+    // The writer survives the failure and keeps committing what fits.
+    let done = write(&writer, records("w", "f", 11..12)).await;
+    assert_eq!(done.watermarks, vec![mark("w", "f", 11)]);
+    Ok(())
+}
+
+/// Makes files read-only for the duration of a test, even for root, and undoes it on drop.
+///
+/// Root ignores permission bits, so as root the files are marked immutable (`chattr +i`),
+/// which also stops writes through descriptors already open; otherwise they are chmod-ed,
+/// which only stops new opens. `None` when neither is possible here.
+struct ReadOnly {
+    paths: Vec<std::path::PathBuf>,
+    immutable: bool,
+}
+
+impl ReadOnly {
+    fn set(paths: Vec<std::path::PathBuf>) -> Option<Self> {
+        let mut guard = Self {
+            paths: Vec::new(),
+            immutable: nix::unistd::geteuid().is_root(),
+        };
+        for path in paths {
+            if !guard.apply(&path, true) {
+                return None;
+            }
+            guard.paths.push(path);
+        }
+        Some(guard)
+    }
+
+    fn apply(&self, path: &Path, read_only: bool) -> bool {
+        use std::os::unix::fs::PermissionsExt;
+        if self.immutable {
+            let flag = if read_only { "+i" } else { "-i" };
+            std::process::Command::new("chattr")
+                .arg(flag)
+                .arg(path)
+                .status()
+                .is_ok_and(|s| s.success())
+        } else {
+            let mode = match (path.is_dir(), read_only) {
+                (true, true) => 0o555,
+                (true, false) => 0o755,
+                (false, true) => 0o444,
+                (false, false) => 0o644,
+            };
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).is_ok()
+        }
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        for path in self.paths.iter().rev() {
+            self.apply(path, false);
+        }
+    }
+}
+
+#[tokio::test]
+async fn read_only_database_fails_the_write() -> Result<()> {
+    let dir = tempdir();
+    let store = open(dir.path());
+    let (running, _task) = store.spawn_writer()?;
+    write(&running, records("w", "f", 1..2)).await;
+
+    let db_dir = dir.path().join("db");
+    let mut paths: Vec<_> = std::fs::read_dir(&db_dir)
+        .map_err(|e| Error::Corrupt(e.to_string()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        // The running writer has the shared-memory index mapped: leave it writable
+        // (an immutable mapping would fault), the database and its log are enough.
+        .filter(|p| !p.to_string_lossy().ends_with("-shm"))
+        .collect();
+    paths.push(db_dir);
+    let Some(guard) = ReadOnly::set(paths) else {
+        println!("SKIP: cannot make files read-only here");
+        return Ok(());
+    };
+    let from_running = if guard.immutable {
+        Some(running.write(records("w", "f", 2..3)).await)
+    } else {
+        None
+    };
+    let from_new = match store.spawn_writer() {
+        Ok((writer, _task)) => writer.write(records("w", "f", 3..4)).await,
+        Err(e) => Err(e),
+    };
+    drop(guard);
+    for result in from_running.into_iter().chain([from_new]) {
+        let err = result
+            .err()
+            .unwrap_or_else(|| panic!("a read-only database accepted a write"));
+        println!("read-only write error: {err}");
+    }
+    assert_eq!(store.reader()?.count_logs()?, 1);
+    Ok(())
+}
+
+#[test]
+fn allowed_workers_add_replace_revoke() -> Result<()> {
+    let dir = tempdir();
+    let store = open(dir.path());
+    let old = Fingerprint::of_der(b"old certificate");
+    let new = Fingerprint::of_der(b"new certificate");
+    let reader = store.reader()?;
+    assert!(!reader.is_worker_allowed("worker-1", &old)?);
+
+    store.allow_worker("worker-1", &old)?;
+    assert!(reader.is_worker_allowed("worker-1", &old)?);
+    assert!(
+        !reader.is_worker_allowed("worker-2", &old)?,
+        "the CN must match"
+    );
+
+    store.allow_worker("worker-1", &new)?;
+    assert!(!reader.is_worker_allowed("worker-1", &old)?, "re-pinned");
+    assert_eq!(reader.worker_fingerprint("worker-1")?, Some(new.clone()));
+    assert_eq!(
+        reader.allowed_workers()?,
+        vec![("worker-1".to_owned(), new.clone())]
+    );
+
+    assert!(store.revoke_worker("worker-1")?);
+    assert!(!store.revoke_worker("worker-1")?);
+    assert!(!reader.is_worker_allowed("worker-1", &new)?);
+    Ok(())
+}
+
+#[test]
+fn readers_cannot_write() -> Result<()> {
+    let dir = tempdir();
+    let store = open(dir.path());
+    let reader = store.reader()?;
+    let err = reader.conn.execute("DELETE FROM logs", []);
+    assert!(err.is_err(), "query_only connection wrote");
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! The SD parameters of an event: an ordered map with Python-dict semantics.
+//!
+//! Honeypots emit parameters in insertion order and the dashboard shows them that way, so
+//! this is a small vector rather than a hash map. Setting a key that already exists
+//! replaces its value in place (first position, last value), which is what the original's
+//! `dict` did with a repeated SD-PARAM and keeps the JSON object free of duplicate keys.
+
+use std::fmt;
+
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Ordered `key → value` parameters of one event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    /// An empty parameter list.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `key` to `value`, keeping the key's first position if it is already present.
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        let key = key.into();
+        let value = value.into();
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((key, value)),
+        }
+    }
+
+    /// The value of `key`, if present.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether `key` is present.
+    pub fn contains(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// The parameters in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// How many parameters there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are no parameters.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The parameters as JSON object text, in order (the `logs.fields` column).
+    pub fn to_json(&self) -> String {
+        // Serialising strings into a String cannot fail; an empty object is the safe fallback.
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
+    }
+
+    /// Reads back [`Fields::to_json`] output; `None` if the text is not a JSON object of strings.
+    pub fn from_json(text: &str) -> Option<Self> {
+        serde_json::from_str(text).ok()
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Fields {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let mut fields = Self::new();
+        for (k, v) in iter {
+            fields.insert(k, v);
+        }
+        fields
+    }
+}
+
+impl Serialize for Fields {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(FieldsVisitor)
+    }
+}
+
+/// Reads a JSON object in document order (serde_json's own map would sort the keys).
+struct FieldsVisitor;
+
+impl<'de> Visitor<'de> for FieldsVisitor {
+    type Value = Fields;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object of string values")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Fields, A::Error> {
+        let mut fields = Fields::new();
+        while let Some((k, v)) = access.next_entry::<String, String>()? {
+            fields.insert(k, v);
+        }
+        Ok(fields)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_keeps_first_position_and_last_value() {
+        let mut f = Fields::new();
+        f.insert("a", "1");
+        f.insert("b", "2");
+        f.insert("a", "3");
+        assert_eq!(f.iter().collect::<Vec<_>>(), vec![("a", "3"), ("b", "2")]);
+    }
+
+    #[test]
+    fn json_keeps_order_and_escapes() {
+        let f: Fields = [("z", "q\"uote"), ("a", "é\n")].into_iter().collect();
+        let json = f.to_json();
+        assert_eq!(json, r#"{"z":"q\"uote","a":"é\n"}"#);
+        assert_eq!(Fields::from_json(&json), Some(f));
+    }
+
+    #[test]
+    fn from_json_rejects_non_objects() {
+        assert_eq!(Fields::from_json("[1]"), None);
+        assert_eq!(Fields::from_json(r#"{"a":1}"#), None);
+        assert_eq!(Fields::from_json("{"), None);
+    }
+}
