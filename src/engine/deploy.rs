@@ -15,6 +15,7 @@
 //! new fleet runs: a replaced fleet is only stopped and renamed aside until then.
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bollard::query_parameters::{
     RenameContainerOptionsBuilder, StartContainerOptions, StopContainerOptionsBuilder,
@@ -189,7 +190,7 @@ pub async fn deploy(
         stashed: Vec::new(),
     };
     let result = bring_up(engine, req, previous.as_ref(), &plan, &mut undo, progress).await;
-    let hairpin = match result {
+    let mut hairpin = match result {
         Ok(hairpin) => hairpin,
         Err(e) => {
             progress(Progress::Step("deploy failed: removing what it created"));
@@ -197,6 +198,10 @@ pub async fn deploy(
             return Err(e);
         }
     };
+    if let Some(h) = &mut hairpin {
+        // Only now: a failed deploy must leave the host's route as it was.
+        hostnet::reroute(h, plan.network.ip_range).await;
+    }
     if !undo.stashed.is_empty() {
         progress(Progress::Step("removing the replaced fleet"));
         containers::remove_all(engine, &undo.stashed, req.parallel).await?;
@@ -280,10 +285,7 @@ async fn bring_up(
                 _ => &net.names.ipvlan_link,
             };
             match previous.and_then(|p| p.hairpin.clone()) {
-                Some(mut h) if h.link == link && hostnet::link_exists(link) => {
-                    hostnet::reroute(&mut h, net.ip_range).await;
-                    Some(h)
-                }
+                Some(h) if h.link == link && hostnet::link_exists(link) => Some(h),
                 _ => {
                     progress(Progress::Step(&format!("hairpin link {link}")));
                     let (h, created) = hostnet::setup_hairpin(
@@ -303,33 +305,52 @@ async fn bring_up(
             }
         }
     };
+    // After a failure no new container is started, but the stream is drained: a request
+    // dropped in flight could still create a container after the undo looked for them.
+    let failed = AtomicBool::new(false);
     let total = plan.deckies.len();
     let mut ups = futures_util::stream::iter(&plan.deckies)
-        .map(|d| start_decky(engine, &net.names.network, d))
+        .map(|d| start_decky(engine, &net.names.network, d, &failed))
         .buffer_unordered(req.parallel.max(1));
-    let mut done = 0;
+    let (mut done, mut first_error) = (0, None);
     while let Some(result) = ups.next().await {
-        let name = result?;
-        done += 1;
-        progress(Progress::Decky {
-            done,
-            total,
-            name: &name,
-        });
+        match result {
+            Ok(Some(name)) => {
+                done += 1;
+                progress(Progress::Decky {
+                    done,
+                    total,
+                    name,
+                });
+            }
+            Ok(None) => {}
+            Err(e) => {
+                failed.store(true, Ordering::Relaxed);
+                first_error.get_or_insert(e);
+            }
+        }
     }
-    Ok(hairpin)
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(hairpin),
+    }
 }
 
-/// Creates and starts one decky's base, then its services; returns its name.
+/// Creates and starts one decky's base, then its services; returns its name, or `None`
+/// when it stopped early because another decky failed.
 async fn start_decky<'p>(
     engine: &Engine,
     network: &str,
     d: &'p DeckyPlan,
-) -> Result<&'p str, Error> {
+    failed: &AtomicBool,
+) -> Result<Option<&'p str>, Error> {
     for c in d.containers() {
+        if failed.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
         containers::create_and_start(engine, network, c).await?;
     }
-    Ok(&d.decky.name)
+    Ok(Some(&d.decky.name))
 }
 
 /// Stops the containers of fleet `network` and renames them aside, so a new fleet can
