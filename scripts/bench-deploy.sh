@@ -2,7 +2,8 @@
 # Times `decnet deploy` and `decnet teardown --all` of 10 and 50 deckies (one service
 # each) and prints the RSS of one idle decky process (base container) and one service.
 #
-# Runs on a throw-away Linux bridge (MACVLAN parent) with 203.0.113.0/24, under its own
+# Runs on a throw-away Linux bridge (MACVLAN parent) with 203.0.113.0/24 (or the /24 in
+# $BENCH_NET, e.g. 192.0.2.0 when another Docker network holds that range), under its own
 # Docker network name and a temporary DECNET_HOME, so it touches nothing else on the
 # host; everything is removed on exit. Needs root and a Docker engine.
 #
@@ -16,6 +17,8 @@ counts=("$@")
 
 bin=${DECNET_DECKY_BINARY:-$(scripts/build-static.sh | tail -1)}
 bin=$(realpath "$bin")
+net=${BENCH_NET:-203.0.113.0}
+prefix=${net%.*}
 tag=$(printf '%06x' $((RANDOM * RANDOM % 16777216)))
 bridge=dnb$tag
 network=decnet_bench$tag
@@ -26,14 +29,19 @@ cleanup() {
   "$bin" teardown --all >/dev/null 2>&1 || true
   ids=$(docker ps -aq --filter "label=decnet.fleet.network=$network")
   [ -z "$ids" ] || docker rm -f $ids >/dev/null 2>&1 || true
-  docker network rm "$network" >/dev/null 2>&1 || true
+  # Docker frees endpoints of removed containers asynchronously; pulling the parent
+  # bridge away before the network is gone can leave Docker with a stuck endpoint count.
+  for _ in $(seq 40); do
+    docker network inspect "$network" >/dev/null 2>&1 || break
+    docker network rm "$network" >/dev/null 2>&1 || sleep 0.25
+  done
   ip link del "$bridge" 2>/dev/null || true
   rm -rf "$home"
 }
 trap cleanup EXIT
 
 ip link add "$bridge" type bridge
-ip addr add 203.0.113.254/24 dev "$bridge"
+ip addr add "$prefix.254/24" dev "$bridge"
 ip link set "$bridge" up
 
 now() { date +%s.%N; }
@@ -41,8 +49,8 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
 deploy() { # deploy COUNT: one INI section expanded to COUNT deckies running ssh
   local ini=$home/bench.ini
-  printf '[general]\nnet = 203.0.113.0/24\ngw = 203.0.113.1\ninterface = %s\n\n[b%s]\nservices = ssh\namount = %s\n' \
-    "$bridge" "$tag" "$1" >"$ini"
+  printf '[general]\nnet = %s/24\ngw = %s.1\ninterface = %s\n\n[b%s]\nservices = ssh\namount = %s\n' \
+    "$net" "$prefix" "$bridge" "$tag" "$1" >"$ini"
   "$bin" deploy -c "$ini" --network-name "$network" --seed 1 >"$home/deploy.out" 2>"$home/deploy.err" \
     || { cat "$home/deploy.err" >&2; exit 1; }
 }

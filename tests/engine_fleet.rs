@@ -71,7 +71,14 @@ impl Lab {
         };
         let (host_end, ns_end) = (format!("dva{}", lab.tag), format!("dvb{}", lab.tag));
         sh(&["ip", "link", "add", &lab.bridge, "type", "bridge"]);
-        sh(&["ip", "addr", "add", &format!("{HOST}/24"), "dev", &lab.bridge]);
+        sh(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{HOST}/24"),
+            "dev",
+            &lab.bridge,
+        ]);
         sh(&["ip", "link", "set", &lab.bridge, "up"]);
         sh(&["ip", "netns", "add", &lab.netns]);
         sh(&[
@@ -106,19 +113,21 @@ impl Lab {
 
     /// Whether a TCP connection from the attacker namespace to `ip:port` succeeds
     /// (retried while the service starts).
-    fn attacker_connects(&self, ip: Ipv4Addr, port: u16) -> bool {
+    async fn attacker_connects(&self, ip: Ipv4Addr, port: u16) -> bool {
         let probe = format!("exec 3<>/dev/tcp/{ip}/{port}");
-        (0..20).any(|_| {
-            let ok = Command::new("ip")
+        for _ in 0..20 {
+            let ok = tokio::process::Command::new("ip")
                 .args(["netns", "exec", &self.netns, "timeout", "2", "bash", "-c"])
                 .arg(&probe)
                 .output()
+                .await
                 .is_ok_and(|o| o.status.success());
-            if !ok {
-                std::thread::sleep(Duration::from_millis(250));
+            if ok {
+                return true;
             }
-            ok
-        })
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        false
     }
 
     /// The MAC the attacker learnt for `ip`.
@@ -143,7 +152,20 @@ impl Drop for Lab {
                 quiet(&["docker", "rm", "-f", id]);
             }
         }
-        quiet(&["docker", "network", "rm", &self.names.network]);
+        // Docker frees endpoints asynchronously: removing the parent bridge before the
+        // network is gone can leave Docker with an endpoint count that never drops.
+        for _ in 0..40 {
+            let gone = Command::new("docker")
+                .args(["network", "inspect", &self.names.network])
+                .output()
+                .is_ok_and(|o| !o.status.success());
+            if gone {
+                break;
+            }
+            quiet(&["docker", "network", "rm", &self.names.network]);
+            #[allow(clippy::disallowed_methods)] // Drop cannot await
+            std::thread::sleep(Duration::from_millis(250));
+        }
         quiet(&["ip", "link", "del", &self.names.macvlan_link]);
         quiet(&["ip", "link", "del", &self.names.ipvlan_link]);
         quiet(&["ip", "link", "del", &format!("dva{}", self.tag)]);
@@ -169,9 +191,14 @@ fn request<'a>(
         seed: 7,
         ..IniOptions::default()
     };
-    let plan = build::plan_from_ini_text(text, &NetworkHints::default(), &HostNetwork::read(), &opts)
-        .expect("valid INI");
-    assert_eq!(plan.network.host_ip, HOST.parse().ok(), "host address on the bridge");
+    let plan =
+        build::plan_from_ini_text(text, &NetworkHints::default(), &HostNetwork::read(), &opts)
+            .expect("valid INI");
+    assert_eq!(
+        plan.network.host_ip,
+        HOST.parse().ok(),
+        "host address on the bridge"
+    );
     Request {
         fleet: DecnetConfig::new(Mode::Unihost, &plan.network, plan.deckies).expect("fleet"),
         driver: Driver::Macvlan,
@@ -238,7 +265,10 @@ async fn a_fleet_from_deploy_to_teardown_seen_by_an_attacker() {
         .await
         .expect("deploy three deckies");
     assert_eq!(deployed.created.len(), 3);
-    assert!(steps.iter().any(|s| s.contains("done: 3, total: 3")), "{steps:?}");
+    assert!(
+        steps.iter().any(|s| s.contains("done: 3, total: 3")),
+        "{steps:?}"
+    );
 
     let expected: [(&str, &[u16], &str); 3] = [
         (&win, &[445, 3389], "128"),
@@ -255,23 +285,37 @@ async fn a_fleet_from_deploy_to_teardown_seen_by_an_attacker() {
             .expect("decky in state");
         for port in ports {
             assert!(
-                lab.attacker_connects(decky.ip, *port),
+                lab.attacker_connects(decky.ip, *port).await,
                 "attacker cannot reach {name} {}:{port}",
                 decky.ip
             );
         }
-        assert_eq!(container_sysctl(name, "net.ipv4.ip_default_ttl"), ttl, "{name}");
+        assert_eq!(
+            container_sysctl(name, "net.ipv4.ip_default_ttl"),
+            ttl,
+            "{name}"
+        );
         let mac = decnet::engine::plan::mac_for(decky);
-        assert_eq!(lab.attacker_sees_mac(decky.ip), mac, "{name} has its own MAC");
+        assert_eq!(
+            lab.attacker_sees_mac(decky.ip),
+            mac,
+            "{name} has its own MAC"
+        );
     }
     assert_eq!(container_sysctl(&emb, "net.ipv4.tcp_timestamps"), "0");
 
     // The hairpin link lets the host itself reach its deckies.
-    assert!(Path::new("/sys/class/net").join(&lab.names.macvlan_link).exists());
+    assert!(
+        Path::new("/sys/class/net")
+            .join(&lab.names.macvlan_link)
+            .exists()
+    );
     let ssh: SocketAddr = "198.51.100.11:22".parse().expect("addr");
     assert!(TcpStream::connect_timeout(&ssh, Duration::from_secs(3)).is_ok());
 
-    let rows = teardown::status(&engine, &deployed.state).await.expect("status");
+    let rows = teardown::status(&engine, &deployed.state)
+        .await
+        .expect("status");
     assert!(rows.iter().all(|r| r.state == "up"), "{rows:?}");
     let before = lab.fleet(&engine).await;
     assert_eq!(before.len(), 3 + 6, "3 bases and 6 services");
@@ -292,7 +336,8 @@ async fn a_fleet_from_deploy_to_teardown_seen_by_an_attacker() {
         assert!(after.contains(old), "{} was recreated or stopped", old.name);
     }
     let db_ip = deployed.state.config.deckies[4].ip;
-    assert!(lab.attacker_connects(db_ip, 3306) && lab.attacker_connects(db_ip, 6379));
+    assert!(lab.attacker_connects(db_ip, 3306).await);
+    assert!(lab.attacker_connects(db_ip, 6379).await);
 
     // Deploys that fail change nothing: bad INI and unknown service (CLI), and a
     // failure inside Docker halfway (a custom service whose image does not exist).
@@ -310,10 +355,24 @@ async fn a_fleet_from_deploy_to_teardown_seen_by_an_attacker() {
         util::assert_code(&out, 1);
         util::stderr(&out)
     };
-    let err = cli(&format!("{}[{}]\nservices = ssh\namount = x\n", general(&lab), lab.decky("x")));
-    assert!(err.contains("amount= must be a positive integer, got 'x'"), "{err}");
-    let err = cli(&format!("{}[{}]\nservices = ssh, gopher\n", general(&lab), lab.decky("x")));
-    assert!(err.contains("Unknown service(s)") && err.contains("'gopher'"), "{err}");
+    let err = cli(&format!(
+        "{}[{}]\nservices = ssh\namount = x\n",
+        general(&lab),
+        lab.decky("x")
+    ));
+    assert!(
+        err.contains("amount= must be a positive integer, got 'x'"),
+        "{err}"
+    );
+    let err = cli(&format!(
+        "{}[{}]\nservices = ssh, gopher\n",
+        general(&lab),
+        lab.decky("x")
+    ));
+    assert!(
+        err.contains("Unknown service(s)") && err.contains("'gopher'"),
+        "{err}"
+    );
     assert_eq!(snapshot(&lab, &engine, &state_path).await, snap);
 
     let broken = format!(
@@ -330,7 +389,11 @@ async fn a_fleet_from_deploy_to_teardown_seen_by_an_attacker() {
         .await
         .expect_err("a missing image fails the deploy");
     assert!(err.to_string().contains("-nope"), "{err}");
-    assert_eq!(snapshot(&lab, &engine, &state_path).await, snap, "rolled back");
+    assert_eq!(
+        snapshot(&lab, &engine, &state_path).await,
+        snap,
+        "rolled back"
+    );
 
     // Teardown of one decky: base and services gone, state pruned.
     let done = teardown::teardown(&engine, &state_path, &Target::Decky(lin.clone()))
@@ -352,6 +415,10 @@ async fn a_fleet_from_deploy_to_teardown_seen_by_an_attacker() {
             .await
             .expect("inspect network")
     );
-    assert!(!Path::new("/sys/class/net").join(&lab.names.macvlan_link).exists());
+    assert!(
+        !Path::new("/sys/class/net")
+            .join(&lab.names.macvlan_link)
+            .exists()
+    );
     assert!(!state_path.exists());
 }

@@ -242,7 +242,12 @@ pub fn run(args: DeployArgs, config: &Config, out: &mut impl Write) -> anyhow::R
 }
 
 /// Prints what a deploy would do.
-fn print_plan(plan: &Plan, seed: u64, req: &Request<'_>, out: &mut impl Write) -> std::io::Result<()> {
+fn print_plan(
+    plan: &Plan,
+    seed: u64,
+    req: &Request<'_>,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
     let net = &plan.network;
     writeln!(out, "dry run: nothing is created (seed {seed})")?;
     writeln!(
@@ -250,16 +255,31 @@ fn print_plan(plan: &Plan, seed: u64, req: &Request<'_>, out: &mut impl Write) -
         "network {}: {} on {}, subnet {}, gateway {}, ip_range {}",
         net.names.network,
         net.driver,
-        if net.driver.has_parent() { net.parent.as_str() } else { "-" },
+        if net.driver.has_parent() {
+            net.parent.as_str()
+        } else {
+            "-"
+        },
         net.subnet,
         net.gateway,
         net.ip_range
     )?;
     if let Some(link) = net.names.hairpin(net.driver) {
-        let from = net.host_ip.map_or("no host address".to_owned(), |ip| format!("{ip}/32"));
-        writeln!(out, "hairpin link {link} ({from}), route {} via it", net.ip_range)?;
+        let from = net
+            .host_ip
+            .map_or("no host address".to_owned(), |ip| format!("{ip}/32"));
+        writeln!(
+            out,
+            "hairpin link {link} ({from}), route {} via it",
+            net.ip_range
+        )?;
     }
-    writeln!(out, "image {} from {}", req.image.tag, req.image.binary.display())?;
+    writeln!(
+        out,
+        "image {} from {}",
+        req.image.tag,
+        req.image.binary.display()
+    )?;
     for d in &plan.deckies {
         let (ip, mac) = match &d.base.attach {
             Attach::Lan { ip, mac } => (ip.to_string(), mac.clone().unwrap_or_else(|| "-".into())),
@@ -277,7 +297,11 @@ fn print_plan(plan: &Plan, seed: u64, req: &Request<'_>, out: &mut impl Write) -
                 c.name,
                 c.image,
                 c.cmd.join(" "),
-                if c.env.is_empty() { String::new() } else { format!(" env {}", c.env.join(" ")) }
+                if c.env.is_empty() {
+                    String::new()
+                } else {
+                    format!(" env {}", c.env.join(" "))
+                }
             )?;
             if !c.sysctls.is_empty() {
                 let s: Vec<String> = c.sysctls.iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -47,10 +47,8 @@ pub fn render(plan: &Plan) -> String {
 
 /// Appends the service entry of container `c`.
 fn service(out: &mut String, network: &str, c: &ContainerPlan) {
-    let mut fields: Vec<(&str, Value)> = vec![
-        ("image", json!(c.image)),
-        ("container_name", json!(c.name)),
-    ];
+    let mut fields: Vec<(&str, Value)> =
+        vec![("image", json!(c.image)), ("container_name", json!(c.name))];
     if let Some(h) = &c.hostname {
         fields.push(("hostname", json!(h)));
     }
@@ -114,7 +112,12 @@ mod tests {
         let fleet = DecnetConfig::new(
             Mode::Unihost,
             &net,
-            vec![decky("web", [192, 0, 2, 5], &["http", "docker_api"], "linux")],
+            vec![decky(
+                "web",
+                [192, 0, 2, 5],
+                &["http", "docker_api"],
+                "linux",
+            )],
         )
         .expect("fleet");
         let opts = PlanOptions {
@@ -126,8 +129,14 @@ mod tests {
             deploy_id: "x".into(),
         };
         let text = render(&Plan::new(&fleet, &["web".into()], &opts));
-        assert!(text.contains("-d macvlan -o parent=dnt0 --subnet 192.0.2.0/24"), "{text}");
-        assert!(text.contains("  \"web\":\n    image: \"decnet/decky:t\""), "{text}");
+        assert!(
+            text.contains("-d macvlan -o parent=dnt0 --subnet 192.0.2.0/24"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  \"web\":\n    image: \"decnet/decky:t\""),
+            "{text}"
+        );
         assert!(text.contains("networks: {\"decnet_lan\":{\"ipv4_address\":\"192.0.2.5\"}}"));
         assert!(text.contains("  \"web-docker-api\":\n"), "{text}");
         assert!(text.contains("network_mode: \"service:web\""));

@@ -179,7 +179,10 @@ pub async fn deploy(
     let (mut merged, create) = merge(previous.as_ref(), req)?;
     merged.ipvlan = req.driver == Driver::Ipvlan;
 
-    image::ensure(engine, &req.image, &mut |line| progress(Progress::Image(line))).await?;
+    image::ensure(engine, &req.image, &mut |line| {
+        progress(Progress::Image(line))
+    })
+    .await?;
 
     let deploy_id = hex::encode(model::rng::fresh_seed().to_be_bytes());
     let plan = Plan::new(&merged, &create, &plan_options(req, &deploy_id));
@@ -215,7 +218,10 @@ pub async fn deploy(
         image: req.image.tag.clone(),
     };
     state::save(&req.state_path, &state)?;
-    Ok(Deployed { state, created: create })
+    Ok(Deployed {
+        state,
+        created: create,
+    })
 }
 
 /// What a failing deploy must undo.
@@ -268,7 +274,13 @@ async fn bring_up(
     let net = &plan.network;
     if let (true, Some(prev)) = (req.replace, previous) {
         progress(Progress::Step("stopping the fleet being replaced"));
-        stash(engine, &prev.names.network, &undo.deploy_id, &mut undo.stashed).await?;
+        stash(
+            engine,
+            &prev.names.network,
+            &undo.deploy_id,
+            &mut undo.stashed,
+        )
+        .await?;
     }
     progress(Progress::Step(&format!(
         "network {} ({} on {}, {})",
@@ -317,11 +329,7 @@ async fn bring_up(
         match result {
             Ok(Some(name)) => {
                 done += 1;
-                progress(Progress::Decky {
-                    done,
-                    total,
-                    name,
-                });
+                progress(Progress::Decky { done, total, name });
             }
             Ok(None) => {}
             Err(e) => {

@@ -43,7 +43,7 @@ pub enum Error {
         source: bollard::errors::Error,
     },
     /// The Docker engine refused or failed a request.
-    #[error("Docker: {0}")]
+    #[error("Docker engine request failed")]
     Docker(#[from] bollard::errors::Error),
     /// An image build reported an error.
     #[error("building image {tag} failed: {message}")]
@@ -63,7 +63,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// A container could not be created, started, stopped or removed.
-    #[error("container {name}: {source}")]
+    #[error("container {name}")]
     Container {
         /// The container.
         name: String,

@@ -14,12 +14,18 @@
 //! - Different driver: attached containers are disconnected, the network removed and
 //!   recreated (MACVLAN and IPvlan children cannot share a parent).
 use std::collections::HashMap;
+use std::time::Duration;
 
 use bollard::models::{Ipam, IpamConfig, NetworkCreateRequest, NetworkDisconnectRequest};
 use bollard::query_parameters::InspectNetworkOptions;
 
 use super::plan::{Driver, NetworkPlan};
 use super::{Engine, Error, not_found};
+
+/// How often a network removal is retried while Docker releases endpoints.
+const REMOVE_TRIES: u32 = 40;
+/// Pause between those tries.
+const REMOVE_RETRY: Duration = Duration::from_millis(250);
 
 /// What [`ensure`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +82,7 @@ pub async fn ensure(engine: &Engine, plan: &NetworkPlan) -> Result<Ensured, Erro
                 docker.disconnect_network(name, req).await?;
             }
         }
-        docker.remove_network(name).await?;
+        remove(engine, name).await?;
     }
     create(engine, plan).await?;
     Ok(Ensured::Created)
@@ -115,11 +121,21 @@ async fn create(engine: &Engine, plan: &NetworkPlan) -> Result<(), Error> {
 }
 
 /// Removes the network `name`; an absent one is not an error.
+///
+/// Docker releases the endpoints of just-removed containers asynchronously, so "has
+/// active endpoints" is retried for a few seconds before it counts.
 pub async fn remove(engine: &Engine, name: &str) -> Result<(), Error> {
-    match engine.docker().remove_network(name).await {
-        Ok(()) => Ok(()),
-        Err(e) if not_found(&e) => Ok(()),
-        Err(e) => Err(e.into()),
+    let mut tries = 0;
+    loop {
+        match engine.docker().remove_network(name).await {
+            Ok(()) => return Ok(()),
+            Err(e) if not_found(&e) => return Ok(()),
+            Err(e) if tries < REMOVE_TRIES && e.to_string().contains("active endpoints") => {
+                tries += 1;
+                tokio::time::sleep(REMOVE_RETRY).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 

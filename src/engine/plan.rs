@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::catalog;
 use crate::ini::CustomService;
-use crate::model::{DecnetConfig, DeckyConfig, Ipv4Net};
+use crate::model::{DeckyConfig, DecnetConfig, Ipv4Net};
 
 /// Label every decnet container carries: the fleet's Docker network name.
 pub const LABEL_NETWORK: &str = "decnet.fleet.network";
@@ -298,10 +298,7 @@ fn decky_plan(d: &DeckyConfig, opts: &PlanOptions<'_>) -> DeckyPlan {
                 format!("NODE_NAME={}", d.name),
                 format!("HOSTNAME={}", d.hostname),
             ];
-            let labels = common(&[
-                (LABEL_SERVICE, "true"),
-                (LABEL_SERVICE_NAME, svc.as_str()),
-            ]);
+            let labels = common(&[(LABEL_SERVICE, "true"), (LABEL_SERVICE_NAME, svc.as_str())]);
             let (image, cmd, cap_add) = match catalog::service(svc) {
                 Ok(s) => {
                     let persona = s.persona_env(d.service_config.get(svc));
@@ -346,7 +343,9 @@ pub fn container_name(decky: &str, svc: &str) -> String {
 /// Raspberry Pi for embedded, Cisco for Cisco.
 fn ouis(nmap_os: &str) -> &'static [[u8; 3]] {
     match nmap_os {
-        "windows" | "windows_server" => &[[0x00, 0x14, 0x22], [0x3c, 0xd9, 0x2b], [0x00, 0x1b, 0x21]],
+        "windows" | "windows_server" => {
+            &[[0x00, 0x14, 0x22], [0x3c, 0xd9, 0x2b], [0x00, 0x1b, 0x21]]
+        }
         "bsd" => &[[0x00, 0x0d, 0xb9]],
         "embedded" => &[[0xb8, 0x27, 0xeb], [0xdc, 0xa6, 0x32]],
         "cisco" => &[[0x00, 0x1b, 0x54], [0x00, 0x26, 0x0b]],

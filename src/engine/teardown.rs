@@ -48,7 +48,12 @@ pub async fn teardown(
             if !is_member(&state, name) {
                 return Err(Error::UnknownDecky {
                     name: name.clone(),
-                    known: state.config.deckies.iter().map(|d| d.name.clone()).collect(),
+                    known: state
+                        .config
+                        .deckies
+                        .iter()
+                        .map(|d| d.name.clone())
+                        .collect(),
                 });
             }
             let found = containers::of_fleet(engine, network, Some(name)).await?;
@@ -71,7 +76,12 @@ pub async fn teardown(
             network::remove(engine, network).await?;
             state::remove(state_path)?;
             Ok(TornDown {
-                deckies: state.config.deckies.iter().map(|d| d.name.clone()).collect(),
+                deckies: state
+                    .config
+                    .deckies
+                    .iter()
+                    .map(|d| d.name.clone())
+                    .collect(),
                 containers: found.len(),
                 fleet_removed: true,
             })
