@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::engine::deploy::{self, DEFAULT_PARALLEL, Progress, Request};
 use crate::engine::image::{self, ImageSpec};
 use crate::engine::plan::{Attach, DEFAULT_NETWORK, Driver, Names, Plan};
-use crate::engine::{Engine, compose, elf, state, teardown};
+use crate::engine::{Engine, compose, hostnet, state, teardown};
 use crate::ini::{self, CustomService};
 use crate::model::build::{self, FlagOptions, IniOptions};
 use crate::model::detect::{HostNetwork, NetworkHints, resolve_network};
@@ -193,6 +193,9 @@ pub fn run(args: DeployArgs, config: &Config, out: &mut impl Write) -> anyhow::R
     };
 
     if args.dry_run {
+        if driver.has_parent() {
+            hostnet::require_interface(&req.fleet.interface)?;
+        }
         let plan = deploy::plan(previous.as_ref(), &req, "dry-run")?;
         print_plan(&plan, seed, &req, out)?;
         if let Some(path) = &args.compose {
@@ -203,13 +206,6 @@ pub fn run(args: DeployArgs, config: &Config, out: &mut impl Write) -> anyhow::R
         return Ok(());
     }
     deploy::preflight(&req)?;
-    if !elf::is_static(&req.image.binary).unwrap_or(false) {
-        // Refuse before touching Docker; `image::ensure` would say the same, later.
-        return Err(crate::engine::Error::NotStatic {
-            path: req.image.binary.clone(),
-        }
-        .into());
-    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
