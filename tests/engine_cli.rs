@@ -4,7 +4,7 @@ mod util;
 
 use std::path::Path;
 
-const GENERAL: &str = "[general]\nnet = 192.0.2.0/24\ngw = 192.0.2.1\ninterface = lo\n\n";
+const GENERAL: &str = "[general]\nnet = 203.0.113.0/24\ngw = 203.0.113.1\ninterface = lo\n\n";
 
 /// Runs `decnet deploy -c <ini> [extra…]` in `dir`, returning (exit code, stdout, stderr).
 fn deploy(dir: &util::Dir, ini: &str, extra: &[&str]) -> (Option<i32>, String, String) {
@@ -36,7 +36,7 @@ fn bad_input_is_refused_with_the_spec_texts() {
             "[a] amount= must be a positive integer, got 'x'",
         ),
         (
-            "[a]\nservices = ssh\nip = 192.0.2.9\namount = 2\n",
+            "[a]\nservices = ssh\nip = 203.0.113.9\namount = 2\n",
             "Cannot combine ip= with amount=2. Remove ip= or use amount=1.",
         ),
         (
@@ -49,7 +49,7 @@ fn bad_input_is_refused_with_the_spec_texts() {
         ),
         (
             "[a]\nservices = ssh\namount = 99\n",
-            "Not enough free IPs in 192.0.2.0/29 while assigning IP for 'a-0",
+            "Not enough free IPs in 203.0.113.0/29 while assigning IP for 'a-0",
         ),
         ("[a\nservices = ssh\n", "Invalid INI format"),
     ];
@@ -75,9 +75,9 @@ fn bad_input_is_refused_with_the_spec_texts() {
         "--services",
         "ssh",
         "--subnet",
-        "192.0.2.0/24",
+        "203.0.113.0/24",
         "--gateway",
-        "192.0.2.1",
+        "203.0.113.1",
         "-i",
         "lo",
         "--dry-run",
@@ -141,7 +141,7 @@ fn dry_run_prints_the_plan_and_a_compose_file_and_creates_nothing() {
     let dir = util::Dir::new();
     let compose = dir.path().join("decnet-compose.yml");
     let ini = format!(
-        "{GENERAL}[web]\nip = 192.0.2.20\nservices = http, smtp_relay\nnmap_os = windows\n"
+        "{GENERAL}[web]\nip = 203.0.113.20\nservices = http, smtp_relay\nnmap_os = windows\n"
     );
     let (code, out, err) = deploy(
         &dir,
@@ -156,10 +156,10 @@ fn dry_run_prints_the_plan_and_a_compose_file_and_creates_nothing() {
     );
     assert_eq!(code, Some(0), "{err}");
     assert!(
-        out.contains("network decnet_lan: macvlan on lo, subnet 192.0.2.0/24"),
+        out.contains("network decnet_lan: macvlan on lo, subnet 203.0.113.0/24"),
         "{out}"
     );
-    assert!(out.contains("decky web: ip 192.0.2.20, mac "), "{out}");
+    assert!(out.contains("decky web: ip 203.0.113.20, mac "), "{out}");
     assert!(
         out.contains("container web-smtp-relay: decnet/decky:"),
         "{out}"

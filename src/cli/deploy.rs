@@ -196,6 +196,12 @@ pub fn run(args: DeployArgs, config: &Config, out: &mut impl Write) -> anyhow::R
         if driver.has_parent() {
             hostnet::require_interface(&req.fleet.interface)?;
         }
+        let parent = driver.has_parent().then_some(req.fleet.interface.as_str());
+        let links = [
+            req.names.macvlan_link.as_str(),
+            req.names.ipvlan_link.as_str(),
+        ];
+        hostnet::require_subnet_free(&host, req.fleet.subnet, req.fleet.gateway, parent, &links)?;
         let plan = deploy::plan(previous.as_ref(), &req, "dry-run")?;
         print_plan(&plan, seed, &req, out)?;
         if let Some(path) = &args.compose {
@@ -205,7 +211,7 @@ pub fn run(args: DeployArgs, config: &Config, out: &mut impl Write) -> anyhow::R
         }
         return Ok(());
     }
-    deploy::preflight(&req)?;
+    deploy::preflight(&req, &host)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

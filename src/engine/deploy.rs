@@ -28,6 +28,7 @@ use super::plan::{DeckyPlan, Driver, LABEL_DEPLOY, Names, Plan, PlanOptions};
 use super::state::{self, State};
 use super::{Engine, Error, hostnet, network};
 use crate::ini::CustomService;
+use crate::model::detect::HostNetwork;
 use crate::model::{self, DecnetConfig};
 
 /// Deckies brought up at the same time: enough to hide Docker's per-call latency, few
@@ -157,10 +158,22 @@ fn plan_options<'a>(req: &Request<'a>, deploy_id: &str) -> PlanOptions<'a> {
     }
 }
 
-/// Checks that need no Docker: the parent interface exists and the hairpin can be made.
-pub fn preflight(req: &Request<'_>) -> Result<(), Error> {
-    if req.driver.has_parent() {
-        hostnet::require_interface(&req.fleet.interface)?;
+/// Checks that need no Docker: the parent interface exists, the host does not use the
+/// subnet elsewhere, and the hairpin can be made.
+pub fn preflight(req: &Request<'_>, host: &HostNetwork) -> Result<(), Error> {
+    let parent = req
+        .driver
+        .has_parent()
+        .then_some(req.fleet.interface.as_str());
+    if let Some(parent) = parent {
+        hostnet::require_interface(parent)?;
+    }
+    let links = [
+        req.names.macvlan_link.as_str(),
+        req.names.ipvlan_link.as_str(),
+    ];
+    hostnet::require_subnet_free(host, req.fleet.subnet, req.fleet.gateway, parent, &links)?;
+    if parent.is_some() {
         hostnet::require_net_admin()?;
     }
     Ok(())
@@ -174,7 +187,7 @@ pub async fn deploy(
     progress: &mut ProgressFn<'_>,
 ) -> Result<Deployed, Error> {
     req.fleet.validate().map_err(Error::Fleet)?;
-    preflight(req)?;
+    preflight(req, &HostNetwork::read())?;
     let previous = state::load(&req.state_path)?;
     let (mut merged, create) = merge(previous.as_ref(), req)?;
     merged.ipvlan = req.driver == Driver::Ipvlan;

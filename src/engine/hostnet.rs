@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::Error;
 use super::plan::Driver;
 use crate::model::Ipv4Net;
+use crate::model::detect::HostNetwork;
 
 /// `CAP_NET_ADMIN`'s bit in the capability sets.
 const CAP_NET_ADMIN: u32 = 12;
@@ -58,6 +59,35 @@ pub fn require_interface(name: &str) -> Result<(), Error> {
         Err(Error::NoSuchInterface {
             name: name.to_owned(),
         })
+    }
+}
+
+/// Fails when an interface other than the fleet's own holds an address in `subnet`.
+///
+/// The hairpin route (and a Docker bridge's gateway address) would then capture the
+/// host's traffic to that network, cutting the host off from, say, its own default
+/// gateway. Allowed: addresses on the parent itself, on the fleet's hairpin `links`, and
+/// on a Docker bridge (`br-…`) holding the gateway (the bridge driver's own).
+pub fn require_subnet_free(
+    host: &HostNetwork,
+    subnet: Ipv4Net,
+    gateway: Ipv4Addr,
+    parent: Option<&str>,
+    links: &[&str],
+) -> Result<(), Error> {
+    let clash = host.addrs.iter().find(|a| {
+        subnet.contains(a.addr)
+            && Some(a.interface.as_str()) != parent
+            && !links.contains(&a.interface.as_str())
+            && !(parent.is_none() && a.interface.starts_with("br-") && a.addr == gateway)
+    });
+    match clash {
+        None => Ok(()),
+        Some(a) => Err(Error::SubnetInUse {
+            subnet,
+            interface: a.interface.clone(),
+            addr: a.addr,
+        }),
     }
 }
 
@@ -179,6 +209,66 @@ mod tests {
         let only_net_admin = "CapEff:\t0000000000001000\n";
         assert!(cap_eff_has(only_net_admin, CAP_NET_ADMIN));
         assert!(!cap_eff_has("garbage", CAP_NET_ADMIN));
+    }
+
+    #[test]
+    fn a_subnet_the_host_uses_elsewhere_is_refused() {
+        use crate::model::detect::InterfaceAddr;
+        let addr = |interface: &str, ip: [u8; 4]| InterfaceAddr {
+            interface: interface.into(),
+            addr: Ipv4Addr::from(ip),
+            prefix: 24,
+        };
+        let host = HostNetwork {
+            default_routes: Vec::new(),
+            addrs: vec![
+                addr("eth0", [192, 0, 2, 2]),
+                addr("dnt0", [198, 51, 100, 254]),
+                addr("dnm1", [198, 51, 100, 254]),
+                addr("br-0123456789ab", [203, 0, 113, 1]),
+            ],
+        };
+        let net = |s: &str| s.parse::<Ipv4Net>().expect("cidr");
+        let gw = |ip: [u8; 4]| Ipv4Addr::from(ip);
+        assert!(
+            require_subnet_free(
+                &host,
+                net("198.51.100.0/24"),
+                gw([198, 51, 100, 1]),
+                Some("dnt0"),
+                &["dnm1"]
+            )
+            .is_ok()
+        );
+        let e = require_subnet_free(
+            &host,
+            net("192.0.2.0/24"),
+            gw([192, 0, 2, 1]),
+            Some("dnt0"),
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("eth0 (192.0.2.2)"), "{e}");
+        assert!(
+            require_subnet_free(
+                &host,
+                net("203.0.113.0/24"),
+                gw([203, 0, 113, 1]),
+                None,
+                &[]
+            )
+            .is_ok()
+        );
+        assert!(
+            require_subnet_free(
+                &host,
+                net("203.0.113.0/24"),
+                gw([203, 0, 113, 1]),
+                Some("dnt0"),
+                &[]
+            )
+            .is_err()
+        );
     }
 
     #[test]

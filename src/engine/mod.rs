@@ -85,6 +85,20 @@ pub enum Error {
         /// The name given.
         name: String,
     },
+    /// The decky LAN is a network the host already uses on another interface.
+    #[error(
+        "{subnet} is already this host's network on {interface} ({addr}): deploying there \
+         would route the host's own traffic into the decky LAN; use --interface {interface}, \
+         or a subnet the host does not use"
+    )]
+    SubnetInUse {
+        /// The decky LAN.
+        subnet: crate::model::Ipv4Net,
+        /// The interface holding an address in it.
+        interface: String,
+        /// That address.
+        addr: Ipv4Addr,
+    },
     /// An `ip(8)` command failed.
     #[error("`{command}` failed: {message}")]
     HostCommand {

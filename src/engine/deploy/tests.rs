@@ -1,6 +1,7 @@
 use super::*;
 use crate::engine::plan::tests::decky;
-use crate::model::{Mode, detect::Network};
+use crate::model::Mode;
+use crate::model::detect::{HostNetwork, Network};
 
 fn network() -> Network {
     Network {
@@ -88,8 +89,9 @@ fn dry_run_plans_only_the_new_deckies_on_the_whole_range() {
 fn a_missing_parent_fails_before_docker() {
     let mut req = request(vec![decky("b", [192, 0, 2, 11], &["ssh"], "linux")], false);
     req.fleet.interface = "no-such-nic0".into();
-    let e = preflight(&req).unwrap_err();
+    let host = HostNetwork::default();
+    let e = preflight(&req, &host).unwrap_err();
     assert!(matches!(e, Error::NoSuchInterface { .. }), "{e}");
     req.driver = Driver::Bridge;
-    assert!(preflight(&req).is_ok(), "a bridge needs no parent");
+    assert!(preflight(&req, &host).is_ok(), "a bridge needs no parent");
 }
