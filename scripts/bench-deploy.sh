@@ -3,7 +3,8 @@
 # each) and prints the RSS of one idle decky process (base container) and one service.
 #
 # Runs on a throw-away Linux bridge (MACVLAN parent) with 203.0.113.0/24 (or the /24 in
-# $BENCH_NET, e.g. 192.0.2.0 when another Docker network holds that range), under its own
+# $BENCH_NET, e.g. 198.51.100.0 when another Docker network holds that range; never a
+# network this host uses), under its own
 # Docker network name and a temporary DECNET_HOME, so it touches nothing else on the
 # host; everything is removed on exit. Needs root and a Docker engine.
 #

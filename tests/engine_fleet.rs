@@ -175,15 +175,18 @@ impl Drop for Lab {
     }
 }
 
-/// A deploy request for INI `text` on the lab, additive to what `state_path` holds.
+/// A deploy request for INI `text` on the lab, additive to what `state_path` holds
+/// unless `replace`.
 fn request<'a>(
     lab: &Lab,
     text: &str,
     state_path: &Path,
     custom: &'a [ini::CustomService],
+    replace: bool,
 ) -> Request<'a> {
     let existing_ips = state::load(state_path)
         .expect("state")
+        .filter(|_| !replace)
         .map(|s| s.config.deckies.iter().map(|d| d.ip).collect())
         .unwrap_or_default();
     let opts = IniOptions {
@@ -209,7 +212,7 @@ fn request<'a>(
             binary: util::static_binary(),
         },
         custom,
-        replace: false,
+        replace,
         state_path: state_path.to_path_buf(),
         parallel: 4,
     }
@@ -259,7 +262,7 @@ async fn a_fleet_from_deploy_to_teardown_seen_by_an_attacker() {
          [{emb}]\nip = 198.51.100.12\nservices = ftp, mqtt\nnmap_os = embedded\n",
         general(&lab)
     );
-    let req = request(&lab, &first, &state_path, &[]);
+    let req = request(&lab, &first, &state_path, &[], false);
     let mut steps = Vec::new();
     let deployed = deploy::deploy(&engine, &req, &mut |p| steps.push(format!("{p:?}")))
         .await
@@ -326,7 +329,7 @@ async fn a_fleet_from_deploy_to_teardown_seen_by_an_attacker() {
         "{}[{web}]\nservices = http\n\n[{db}]\nservices = mysql, redis\nnmap_os = bsd\n",
         general(&lab)
     );
-    let req = request(&lab, &more, &state_path, &[]);
+    let req = request(&lab, &more, &state_path, &[], false);
     let deployed = deploy::deploy(&engine, &req, &mut |_| {})
         .await
         .expect("additive deploy");
@@ -384,7 +387,7 @@ async fn a_fleet_from_deploy_to_teardown_seen_by_an_attacker() {
         lab.decky("bad")
     );
     let parsed = ini::parse(&broken).expect("valid INI");
-    let req = request(&lab, &broken, &state_path, &parsed.custom_services);
+    let req = request(&lab, &broken, &state_path, &parsed.custom_services, false);
     let err = deploy::deploy(&engine, &req, &mut |_| {})
         .await
         .expect_err("a missing image fails the deploy");
@@ -405,6 +408,66 @@ async fn a_fleet_from_deploy_to_teardown_seen_by_an_attacker() {
     assert_eq!(left.len(), 9 - 3 + 2 + 3);
     let st = state::load(&state_path).expect("load").expect("state");
     assert!(st.config.deckies.iter().all(|d| d.name != lin));
+
+    let out = util::run(home.decnet().args(["status", "--json"]));
+    util::assert_code(&out, 0);
+    let rows: serde_json::Value = serde_json::from_str(&util::stdout(&out)).expect("JSON");
+    let rows = rows.as_array().expect("a list");
+    assert_eq!(rows.len(), 4);
+    assert!(rows.iter().all(|r| r["state"] == "up"), "{rows:?}");
+
+    // --replace that fails halfway: the old fleet runs again as it was.
+    let snap = snapshot(&lab, &engine, &state_path).await;
+    let (new, bad) = (lab.decky("new"), lab.decky("bad"));
+    let failing = format!(
+        "{}[custom-nope]\nbinary = decnet-test/does-not-exist:{}\n\n\
+         [{win}]\nip = 198.51.100.10\nservices = vnc\n\n[{bad}]\nservices = nope\n",
+        general(&lab),
+        lab.tag
+    );
+    let parsed = ini::parse(&failing).expect("valid INI");
+    let req = request(&lab, &failing, &state_path, &parsed.custom_services, true);
+    deploy::deploy(&engine, &req, &mut |_| {})
+        .await
+        .expect_err("a missing image fails the replace");
+    assert_eq!(
+        snapshot(&lab, &engine, &state_path).await,
+        snap,
+        "old fleet restored"
+    );
+    assert!(
+        lab.attacker_connects("198.51.100.10".parse().expect("ip"), 445)
+            .await
+    );
+
+    // --replace: the fleet becomes exactly the new one; a kept name gets new containers.
+    let before = lab.fleet(&engine).await;
+    let replacing = format!(
+        "{}[{win}]\nip = 198.51.100.10\nservices = vnc\nnmap_os = windows\n\n\
+         [{new}]\nservices = telnet\n",
+        general(&lab)
+    );
+    let req = request(&lab, &replacing, &state_path, &[], true);
+    let deployed = deploy::deploy(&engine, &req, &mut |_| {})
+        .await
+        .expect("replace the fleet");
+    let names: Vec<&str> = deployed
+        .state
+        .config
+        .deckies
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect();
+    assert_eq!(names, [win.as_str(), new.as_str()]);
+    let after = lab.fleet(&engine).await;
+    assert_eq!(after.len(), 4, "{after:?}");
+    assert!(after.iter().all(|f| !before.iter().any(|b| b.id == f.id)));
+    assert!(
+        lab.attacker_connects("198.51.100.10".parse().expect("ip"), 5900)
+            .await
+    );
+    let new_ip = deployed.state.config.deckies[1].ip;
+    assert!(lab.attacker_connects(new_ip, 23).await);
 
     // teardown --all (CLI): no container, network, hairpin link or state file left.
     let out = util::run(home.decnet().args(["teardown", "--all"]));
