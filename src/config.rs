@@ -55,6 +55,14 @@ pub const LOG_FORMAT: &str = "DECNET_LOG_FORMAT";
 pub const LOG_LEVEL: &str = "DECNET_LOG_LEVEL";
 /// The conventional tracing filter variable, honoured for familiarity.
 pub const RUST_LOG: &str = "RUST_LOG";
+/// Socket of the host-local bus broker (default `<run dir>/bus.sock`).
+pub const BUS_SOCKET: &str = "DECNET_BUS_SOCKET";
+/// Group given the bus socket, when it exists (default `decnet`).
+pub const BUS_GROUP: &str = "DECNET_BUS_GROUP";
+/// Whether workers use the bus at all (default on).
+pub const BUS_ENABLED: &str = "DECNET_BUS_ENABLED";
+/// Which bus workers use: `unix` (the broker) or `fake` (in-process).
+pub const BUS_TYPE: &str = "DECNET_BUS_TYPE";
 
 /// Default state directory when `DECNET_HOME` is not set.
 pub const DEFAULT_HOME: &str = "/var/lib/decnet";
@@ -154,6 +162,28 @@ pub struct Ports {
     pub web: u16,
 }
 
+/// Which bus implementation workers use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusKind {
+    /// The `decnet bus` broker over its UNIX socket.
+    Unix,
+    /// An in-process bus (tests, single-process experiments).
+    Fake,
+}
+
+/// The host-local service bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusConfig {
+    /// The broker's socket (`DECNET_BUS_SOCKET`, default `<run dir>/bus.sock`).
+    pub socket: PathBuf,
+    /// Group the socket is given when it exists (`DECNET_BUS_GROUP`, default `decnet`).
+    pub group: String,
+    /// Whether workers publish and subscribe at all (`DECNET_BUS_ENABLED`).
+    pub enabled: bool,
+    /// Broker client or in-process (`DECNET_BUS_TYPE`).
+    pub kind: BusKind,
+}
+
 /// Where a resolved value came from, for `decnet config`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
@@ -178,6 +208,8 @@ pub struct Config {
     pub ingest_log_file: PathBuf,
     /// Service ports.
     pub ports: Ports,
+    /// The host-local service bus.
+    pub bus: BusConfig,
     /// Master address for workers, if this host is a worker.
     pub master_host: Option<String>,
     /// Whether TLS clients also check the server name (off: the fingerprint pin is the check).
@@ -296,6 +328,14 @@ impl<S: Source> Reader<'_, S> {
         value
     }
 
+    fn text_or(&mut self, key: &'static str, default: &str) -> String {
+        let value = self.raw(key);
+        let from_env = value.is_some();
+        let value = value.unwrap_or_else(|| default.to_owned());
+        self.record(key, value.clone(), from_env);
+        value
+    }
+
     fn secret(&mut self, key: &'static str) -> Option<Secret> {
         let value = self.raw(key).map(Secret);
         let shown = value
@@ -334,6 +374,23 @@ pub fn parse<S: Source>(src: &S) -> Result<Config, ConfigError> {
         syslog: r.port(SYSLOG_PORT, 6514)?,
         api: r.port(API_PORT, 8000)?,
         web: r.port(WEB_PORT, 8080)?,
+    };
+    let bus_type = r.text_or(BUS_TYPE, "unix").trim().to_ascii_lowercase();
+    let bus = BusConfig {
+        socket: r.path(BUS_SOCKET, run_dir.join("bus.sock"))?,
+        group: r.text_or(BUS_GROUP, "decnet"),
+        enabled: r.flag(BUS_ENABLED, true)?,
+        kind: match bus_type.as_str() {
+            "unix" => BusKind::Unix,
+            "fake" => BusKind::Fake,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    key: BUS_TYPE,
+                    value: bus_type,
+                    reason: "expected `unix` or `fake`".into(),
+                });
+            }
+        },
     };
     let master_host = r.text(MASTER_HOST);
     let verify_hostname = r.flag(VERIFY_HOSTNAME, false)?;
@@ -386,6 +443,7 @@ pub fn parse<S: Source>(src: &S) -> Result<Config, ConfigError> {
         pki_dir,
         ingest_log_file,
         ports,
+        bus,
         master_host,
         verify_hostname,
         api_token,
@@ -451,6 +509,30 @@ mod tests {
             .find(|e| e.key == API_TOKEN)
             .expect("token listed");
         assert_eq!(entry.origin, Origin::Env);
+    }
+
+    #[test]
+    fn bus_socket_follows_the_run_directory() {
+        let c = cfg(&[(HOME, "/tmp/x")]).expect("parses");
+        assert_eq!(c.bus.socket, PathBuf::from("/tmp/x/run/bus.sock"));
+        assert_eq!(c.bus.group, "decnet");
+        assert!(c.bus.enabled);
+        assert_eq!(c.bus.kind, BusKind::Unix);
+        let c = cfg(&[
+            (RUN_DIR, "/run/decnet"),
+            (BUS_ENABLED, "no"),
+            (BUS_TYPE, "fake"),
+        ])
+        .expect("parses");
+        assert_eq!(c.bus.socket, PathBuf::from("/run/decnet/bus.sock"));
+        assert!(!c.bus.enabled);
+        assert_eq!(c.bus.kind, BusKind::Fake);
+        let c = cfg(&[(BUS_SOCKET, "/tmp/b.sock"), (BUS_GROUP, "ops")]).expect("parses");
+        assert_eq!(c.bus.socket, PathBuf::from("/tmp/b.sock"));
+        assert_eq!(c.bus.group, "ops");
+        assert!(cfg(&[(BUS_SOCKET, "bus.sock")]).is_err());
+        let err = cfg(&[(BUS_TYPE, "redis")]).expect_err("unknown type");
+        assert!(err.to_string().contains("DECNET_BUS_TYPE"), "{err}");
     }
 
     #[test]

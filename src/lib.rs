@@ -15,12 +15,14 @@
 //!   and the deterministic builders that turn an INI file or flags into deckies.
 //! - [`pki`]: the decnet CA, certificate issue, bundles on disk, fingerprints.
 //! - [`tls`]: rustls configurations for mTLS servers and pinned clients.
+//! - [`bus`]: the host-local publish/subscribe bus: wire protocol, broker, client, topics.
 //! - [`engine`]: Docker through bollard: the decky image built from this binary.
 //! - [`syslog`]: RFC 5424 lines (format, tolerant parse) and the octet-counting codec.
 //! - [`store`]: the SQLite store: migrations, the `logs` table, the batching writer task.
 //! - [`roles`]: one module per long-running role.
 #![forbid(unsafe_code)]
 
+pub mod bus;
 pub mod catalog;
 pub mod cli;
 pub mod config;

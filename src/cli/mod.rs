@@ -2,6 +2,7 @@
 //!
 //! Exit codes are decided in one place ([`report`]): 0 success (a closed stdout pipe
 //! counts as success), 1 runtime failure, 2 usage errors and features not built yet.
+mod bus;
 mod catalog;
 mod decky;
 mod deploy;
@@ -83,7 +84,7 @@ enum Command {
     /// Receive worker logs over syslog-over-TLS (part of the master).
     Listener(Pending),
     /// Run the host-local publish/subscribe broker.
-    Bus(Pending),
+    Bus(bus::BusArgs),
     /// Compare desired and real fleet state.
     Reconciler(Pending),
     /// Run honeypot services inside a decky container.
@@ -170,6 +171,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<()> {
     match cli.command {
         Command::Decky(args) => decky::run(args, &config),
         Command::Pki(args) => pki::run(args, &config, &mut out()),
+        Command::Bus(args) => bus::run(args, &config, &mut out()),
         Command::Config => print_config(&config, &mut out()).context("writing the configuration"),
         Command::Links(args) => links::run(&args, &mut out()),
         Command::Services(args) => catalog::services(&args, &mut out()),
