@@ -4,9 +4,9 @@
 #
 # Runs on a throw-away Linux bridge (MACVLAN parent) with 203.0.113.0/24 (or the /24 in
 # $BENCH_NET, e.g. 198.51.100.0 when another Docker network holds that range; never a
-# network this host uses), under its own
-# Docker network name and a temporary DECNET_HOME, so it touches nothing else on the
-# host; everything is removed on exit. Needs root and a Docker engine.
+# network this host uses), under its own Docker network name and a temporary
+# DECNET_HOME, so it touches nothing else on the host; everything is removed on exit.
+# Needs root and a Docker engine.
 #
 # Usage: scripts/bench-deploy.sh [COUNT...]        (default: 10 50)
 # The static binary: $DECNET_DECKY_BINARY, else built by scripts/build-static.sh.
