@@ -2,11 +2,10 @@
 # Times `decnet deploy` and `decnet teardown --all` of 10 and 50 deckies (one service
 # each) and prints the RSS of one idle decky process (base container) and one service.
 #
-# Runs on a throw-away Linux bridge (MACVLAN parent) with 203.0.113.0/24 (or the /24 in
-# $BENCH_NET, e.g. 198.51.100.0 when another Docker network holds that range; never a
-# network this host uses), under its own Docker network name and a temporary
-# DECNET_HOME, so it touches nothing else on the host; everything is removed on exit.
-# Needs root and a Docker engine.
+# Runs on a throw-away Linux bridge (MACVLAN parent) with 203.0.113.0/24 (or the /24
+# given as BENCH_NET=a.b.c.0, never a network this host uses), under its own Docker
+# network name and a temporary DECNET_HOME, so it touches nothing else on the host;
+# everything is removed on exit. Needs root and a Docker engine.
 #
 # Usage: scripts/bench-deploy.sh [COUNT...]        (default: 10 50)
 # The static binary: $DECNET_DECKY_BINARY, else built by scripts/build-static.sh.
@@ -42,16 +41,20 @@ cleanup() {
 trap cleanup EXIT
 
 ip link add "$bridge" type bridge
-ip addr add "$prefix.254/24" dev "$bridge"
+ip addr add "$prefix.253/24" dev "$bridge"
 ip link set "$bridge" up
 
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
-deploy() { # deploy COUNT: one INI section expanded to COUNT deckies running ssh
-  local ini=$home/bench.ini
-  printf '[general]\nnet = %s/24\ngw = %s.1\ninterface = %s\n\n[b%s]\nservices = ssh\namount = %s\n' \
-    "$net" "$prefix" "$bridge" "$tag" "$1" >"$ini"
+deploy() { # deploy COUNT: COUNT deckies running ssh, at .10 upwards
+  # Explicit addresses from .10 and the gateway at .254: a Docker 20.10 engine that lost
+  # count of an older network's endpoints (moby/moby#42119) keeps its pool and its .1.
+  local ini=$home/bench.ini i
+  printf '[general]\nnet = %s/24\ngw = %s.254\ninterface = %s\n' "$net" "$prefix" "$bridge" >"$ini"
+  for i in $(seq 1 "$1"); do
+    printf '\n[b%s-%02d]\nip = %s.%d\nservices = ssh\n' "$tag" "$i" "$prefix" $((9 + i)) >>"$ini"
+  done
   "$bin" deploy -c "$ini" --network-name "$network" --seed 1 >"$home/deploy.out" 2>"$home/deploy.err" \
     || { cat "$home/deploy.err" >&2; exit 1; }
 }

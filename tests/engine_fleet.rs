@@ -30,6 +30,11 @@ use decnet::model::{DecnetConfig, Mode};
 const SUBNET: &str = "198.51.100.0/24";
 const ATTACKER: &str = "198.51.100.250";
 const HOST: &str = "198.51.100.254";
+/// Not `.1`, and no decky below `.10`: a Docker 20.10 engine that lost count of a
+/// network's endpoints (moby/moby#42119) keeps that network, its pool and its gateway
+/// address until the daemon restarts, and a new network on the same subnet shares the
+/// pool.
+const GATEWAY: &str = "198.51.100.126";
 
 /// Runs a host command, panicking with its stderr when it fails.
 fn sh(args: &[&str]) -> String {
@@ -184,11 +189,12 @@ fn request<'a>(
     custom: &'a [ini::CustomService],
     replace: bool,
 ) -> Request<'a> {
-    let existing_ips = state::load(state_path)
+    let mut existing_ips: Vec<Ipv4Addr> = state::load(state_path)
         .expect("state")
         .filter(|_| !replace)
         .map(|s| s.config.deckies.iter().map(|d| d.ip).collect())
         .unwrap_or_default();
+    existing_ips.extend((1..10).map(|i| Ipv4Addr::new(198, 51, 100, i)));
     let opts = IniOptions {
         existing_ips,
         seed: 7,
@@ -220,7 +226,7 @@ fn request<'a>(
 
 fn general(lab: &Lab) -> String {
     format!(
-        "[general]\nnet = {SUBNET}\ngw = 198.51.100.1\ninterface = {}\n\n",
+        "[general]\nnet = {SUBNET}\ngw = {GATEWAY}\ninterface = {}\n\n",
         lab.bridge
     )
 }

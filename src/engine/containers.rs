@@ -11,7 +11,7 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
-    StartContainerOptions,
+    StartContainerOptions, StopContainerOptionsBuilder,
 };
 
 use super::plan::{
@@ -19,6 +19,10 @@ use super::plan::{
     LOG_MAX_FILE, LOG_MAX_SIZE,
 };
 use super::{Engine, Error, not_found};
+
+/// Seconds a stopping container gets before it is killed: decky processes exit on
+/// SIGTERM at once, so this only matters for custom service images.
+pub const STOP_GRACE_SECS: i32 = 5;
 
 /// One container of a fleet as Docker reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,16 +183,34 @@ pub async fn of_fleet(
     list(engine, &labels).await
 }
 
-/// Removes container `id` (running or not); an absent one is not an error.
-pub async fn remove(engine: &Engine, id: &str) -> Result<(), Error> {
+/// Stops container `id` (SIGTERM, then SIGKILL after `grace` seconds) and removes it; an
+/// absent one is not an error.
+///
+/// Stopping first lets Docker release the network endpoint on its ordinary exit path:
+/// Docker 20.10 can otherwise lose count of a MACVLAN network's endpoints when running
+/// containers are force-removed (moby/moby#42119), and the network can then never be
+/// removed without restarting the daemon.
+pub async fn remove(engine: &Engine, id: &str, grace: i32) -> Result<(), Error> {
+    let docker = engine.docker();
+    let container = |source| Error::Container {
+        name: id.to_owned(),
+        source,
+    };
+    let stop = StopContainerOptionsBuilder::new().t(grace).build();
+    match docker.stop_container(id, Some(stop)).await {
+        Ok(()) => {}
+        Err(e) if not_found(&e) => return Ok(()),
+        // 304: already stopped.
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 304, ..
+        }) => {}
+        Err(e) => return Err(container(e)),
+    }
     let options = RemoveContainerOptionsBuilder::new().force(true).build();
-    match engine.docker().remove_container(id, Some(options)).await {
+    match docker.remove_container(id, Some(options)).await {
         Ok(()) => Ok(()),
         Err(e) if not_found(&e) => Ok(()),
-        Err(e) => Err(Error::Container {
-            name: id.to_owned(),
-            source: e,
-        }),
+        Err(e) => Err(container(e)),
     }
 }
 
@@ -199,7 +221,7 @@ pub async fn remove_all(engine: &Engine, found: &[Found], parallel: usize) -> Re
     let (bases, services): (Vec<&Found>, Vec<&Found>) = found.iter().partition(|f| f.is_base());
     for group in [services, bases] {
         let results: Vec<Result<(), Error>> = futures_util::stream::iter(group)
-            .map(|f| remove(engine, &f.id))
+            .map(|f| remove(engine, &f.id, STOP_GRACE_SECS))
             .buffer_unordered(parallel.max(1))
             .collect()
             .await;

@@ -22,7 +22,7 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 
-use super::containers::{self, Found};
+use super::containers::{self, Found, STOP_GRACE_SECS};
 use super::image::{self, ImageSpec};
 use super::plan::{DeckyPlan, Driver, LABEL_DEPLOY, Names, Plan, PlanOptions};
 use super::state::{self, State};
@@ -34,9 +34,6 @@ use crate::model::{self, DecnetConfig};
 /// Deckies brought up at the same time: enough to hide Docker's per-call latency, few
 /// enough not to swamp a small host's engine.
 pub const DEFAULT_PARALLEL: usize = 8;
-
-/// Seconds a stopping container gets before it is killed.
-const STOP_GRACE_SECS: i32 = 5;
 
 /// A step worth showing to an operator watching a deploy.
 #[derive(Debug, Clone, PartialEq, Eq)]
