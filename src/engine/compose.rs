@@ -5,11 +5,12 @@
 //! The file is YAML whose values are written as JSON (JSON is a subset of YAML), which
 //! keeps quoting right without a YAML library. The network is `external`: it is created
 //! by `decnet deploy` (or by hand: the header says how).
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use serde_json::{Value, json};
 
-use super::plan::{Attach, ContainerPlan, LOG_MAX_FILE, LOG_MAX_SIZE, Plan};
+use super::plan::{Attach, ContainerPlan, LABEL_DEPLOY, LOG_MAX_FILE, LOG_MAX_SIZE, Plan};
 
 /// The compose file of `plan`.
 pub fn render(plan: &Plan) -> String {
@@ -56,7 +57,13 @@ fn service(out: &mut String, network: &str, c: &ContainerPlan) {
         fields.push(("command", json!(c.cmd)));
     }
     fields.push(("environment", json!(c.env)));
-    fields.push(("labels", json!(c.labels)));
+    // The deploy id only matters to `decnet deploy`'s own roll-back.
+    let labels: BTreeMap<&String, &String> = c
+        .labels
+        .iter()
+        .filter(|(k, _)| *k != LABEL_DEPLOY)
+        .collect();
+    fields.push(("labels", json!(labels)));
     fields.push(("restart", json!("unless-stopped")));
     if !c.cap_add.is_empty() {
         fields.push(("cap_add", json!(c.cap_add)));
@@ -140,6 +147,7 @@ mod tests {
         assert!(text.contains("networks: {\"decnet_lan\":{\"ipv4_address\":\"192.0.2.5\"}}"));
         assert!(text.contains("  \"web-docker-api\":\n"), "{text}");
         assert!(text.contains("network_mode: \"service:web\""));
+        assert!(!text.contains("decnet.fleet.deploy"), "{text}");
         assert!(text.contains("\"net.ipv4.ip_default_ttl\":\"64\""));
         assert!(text.ends_with("networks:\n  \"decnet_lan\":\n    external: true\n"));
     }

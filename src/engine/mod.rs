@@ -99,6 +99,16 @@ pub enum Error {
         /// That address.
         addr: Ipv4Addr,
     },
+    /// Docker refuses to remove a network that has no container left.
+    #[error(
+        "Docker still counts endpoints on network {name} although no container uses it \
+         (a Docker 20.10 bug, moby/moby#42119); restart the engine (`sudo systemctl restart \
+         docker`) and run the teardown again"
+    )]
+    NetworkStuck {
+        /// The network.
+        name: String,
+    },
     /// An `ip(8)` command failed.
     #[error("`{command}` failed: {message}")]
     HostCommand {

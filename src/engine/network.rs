@@ -130,7 +130,12 @@ pub async fn remove(engine: &Engine, name: &str) -> Result<(), Error> {
         match engine.docker().remove_network(name).await {
             Ok(()) => return Ok(()),
             Err(e) if not_found(&e) => return Ok(()),
-            Err(e) if tries < REMOVE_TRIES && e.to_string().contains("active endpoints") => {
+            Err(e) if e.to_string().contains("active endpoints") => {
+                if tries == REMOVE_TRIES {
+                    return Err(Error::NetworkStuck {
+                        name: name.to_owned(),
+                    });
+                }
                 tries += 1;
                 tokio::time::sleep(REMOVE_RETRY).await;
             }

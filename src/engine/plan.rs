@@ -262,7 +262,7 @@ impl Plan {
 /// The containers of one decky.
 fn decky_plan(d: &DeckyConfig, opts: &PlanOptions<'_>) -> DeckyPlan {
     let common = |extra: &[(&str, &str)]| -> BTreeMap<String, String> {
-        let mut labels: BTreeMap<String, String> = [
+        [
             (LABEL_NETWORK, opts.names.network.as_str()),
             (LABEL_DECKY, d.name.as_str()),
             (LABEL_DEPLOY, opts.deploy_id.as_str()),
@@ -270,9 +270,7 @@ fn decky_plan(d: &DeckyConfig, opts: &PlanOptions<'_>) -> DeckyPlan {
         .iter()
         .chain(extra)
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-        labels.retain(|_, v| !v.is_empty());
-        labels
+        .collect()
     };
     let mac = (opts.driver != Driver::Ipvlan).then(|| mac_for(d));
     let base = ContainerPlan {
