@@ -28,7 +28,7 @@ export DECNET_HOME=$home DECNET_DECKY_BINARY=$bin
 cleanup() {
   "$bin" teardown --all >/dev/null 2>&1 || true
   ids=$(docker ps -aq --filter "label=decnet.fleet.network=$network")
-  [ -z "$ids" ] || docker rm -f $ids >/dev/null 2>&1 || true
+  [ -z "$ids" ] || { docker stop -t 2 $ids; docker rm -f $ids; } >/dev/null 2>&1 || true
   # Docker frees endpoints of removed containers asynchronously; pulling the parent
   # bridge away before the network is gone can leave Docker with a stuck endpoint count.
   for _ in $(seq 40); do

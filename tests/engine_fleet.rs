@@ -153,7 +153,10 @@ impl Drop for Lab {
             .args(["ps", "-aq", "--filter", &filter])
             .output()
         {
+            // Stopped first: force-removing running containers is what makes Docker 20.10
+            // lose count of a network's endpoints.
             for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                quiet(&["docker", "stop", "-t", "2", id]);
                 quiet(&["docker", "rm", "-f", id]);
             }
         }
