@@ -348,6 +348,8 @@ async fn a_fleet_from_deploy_to_teardown_seen_by_an_attacker() {
         assert!(after.contains(old), "{} was recreated or stopped", old.name);
     }
     let db_ip = deployed.state.config.deckies[4].ip;
+    let db_from_host = SocketAddr::from((db_ip, 3306));
+    assert!(TcpStream::connect_timeout(&db_from_host, Duration::from_secs(3)).is_ok());
     assert!(lab.attacker_connects(db_ip, 3306).await);
     assert!(lab.attacker_connects(db_ip, 6379).await);
 

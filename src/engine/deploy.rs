@@ -212,12 +212,9 @@ pub async fn deploy(
         }
     };
     if let Some(h) = &mut hairpin {
-        // Only now: a failed deploy must leave the host's route as it was.
-        hostnet::reroute(h, plan.network.ip_range).await;
-    }
-    if !undo.stashed.is_empty() {
-        progress(Progress::Step("removing the replaced fleet"));
-        containers::remove_all(engine, &undo.stashed, req.parallel).await?;
+        // A widened range takes its route only now that the deckies run; the state
+        // records the new route before it exists, which teardown tolerates.
+        h.route = h.route.map(|_| plan.network.ip_range);
     }
     let state = State {
         config: merged,
@@ -227,7 +224,23 @@ pub async fn deploy(
         hairpin,
         image: req.image.tag.clone(),
     };
-    state::save(&req.state_path, &state)?;
+    if let Err(e) = state::save(&req.state_path, &state) {
+        progress(Progress::Step(
+            "saving the state failed: removing what the deploy created",
+        ));
+        undo.run(engine).await;
+        return Err(e);
+    }
+    let previous_route = previous.as_ref().and_then(|p| p.hairpin.as_ref());
+    if let (Some(old), Some(new)) = (previous_route, &state.hairpin) {
+        hostnet::reroute(old, new).await;
+    }
+    if !undo.stashed.is_empty() {
+        // After the state: the new fleet runs either way, and a replaced container left
+        // behind still carries the fleet's label, so `teardown --all` finds it.
+        progress(Progress::Step("removing the replaced fleet"));
+        containers::remove_all(engine, &undo.stashed, req.parallel).await?;
+    }
     Ok(Deployed {
         state,
         created: create,

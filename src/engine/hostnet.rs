@@ -171,18 +171,17 @@ pub async fn setup_hairpin(
     }
 }
 
-/// Points the hairpin route at `range` instead of the recorded one (an additive deploy
-/// widened the fleet's range).
-pub async fn reroute(hairpin: &mut Hairpin, range: Ipv4Net) {
-    let Some(old) = hairpin.route else {
+/// Moves the hairpin route from `old`'s range to `new`'s (an additive deploy widened the
+/// fleet's range); routes that already match or that cannot change are left alone.
+pub async fn reroute(old: &Hairpin, new: &Hairpin) {
+    let (Some(from), Some(to)) = (old.route, new.route) else {
         return;
     };
-    if old == range {
+    if from == to && old.link == new.link {
         return;
     }
-    let _ = ip(&["route", "del", &old.to_string(), "dev", &hairpin.link]).await;
-    let _ = ip(&["route", "add", &range.to_string(), "dev", &hairpin.link]).await;
-    hairpin.route = Some(range);
+    let _ = ip(&["route", "del", &from.to_string(), "dev", &old.link]).await;
+    let _ = ip(&["route", "add", &to.to_string(), "dev", &new.link]).await;
 }
 
 /// Deletes the hairpin route and link; what is already gone is not an error.
