@@ -224,6 +224,7 @@ fn request<'a>(
         replace,
         state_path: state_path.to_path_buf(),
         parallel: 4,
+        cancel: Default::default(),
     }
 }
 

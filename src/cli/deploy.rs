@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::Args;
+use tokio_util::sync::CancellationToken;
 
 use super::status::print_table;
 use crate::config::Config;
@@ -190,6 +191,7 @@ pub fn run(args: DeployArgs, config: &Config, out: &mut impl Write) -> anyhow::R
         replace: args.replace,
         state_path,
         parallel: args.parallel,
+        cancel: CancellationToken::new(),
     };
 
     if args.dry_run {
@@ -219,6 +221,13 @@ pub fn run(args: DeployArgs, config: &Config, out: &mut impl Write) -> anyhow::R
     runtime.block_on(async {
         let started = tokio::time::Instant::now();
         let engine = Engine::connect(config.docker_host.as_deref()).await?;
+        let cancel = req.cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = writeln!(std::io::stderr(), "interrupted: undoing this deploy…");
+                cancel.cancel();
+            }
+        });
         let mut err = std::io::stderr();
         let deployed = deploy::deploy(&engine, &req, &mut |p| {
             let _ = match p {

@@ -15,12 +15,12 @@
 //! new fleet runs: a replaced fleet is only stopped and renamed aside until then.
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use bollard::query_parameters::{
     RenameContainerOptionsBuilder, StartContainerOptions, StopContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
 
 use super::containers::{self, Found, STOP_GRACE_SECS};
 use super::image::{self, ImageSpec};
@@ -77,6 +77,8 @@ pub struct Request<'a> {
     pub state_path: PathBuf,
     /// Deckies brought up at once.
     pub parallel: usize,
+    /// Cancelled (e.g. on Ctrl-C): no further decky starts and the deploy is undone.
+    pub cancel: CancellationToken,
 }
 
 /// A finished deploy.
@@ -194,6 +196,9 @@ pub async fn deploy(
     })
     .await?;
 
+    if req.cancel.is_cancelled() {
+        return Err(Error::Interrupted);
+    }
     let deploy_id = hex::encode(model::rng::fresh_seed().to_be_bytes());
     let plan = Plan::new(&merged, &create, &plan_options(req, &deploy_id));
     let mut undo = Undo {
@@ -340,12 +345,12 @@ async fn bring_up(
             }
         }
     };
-    // After a failure no new container is started, but the stream is drained: a request
-    // dropped in flight could still create a container after the undo looked for them.
-    let failed = AtomicBool::new(false);
+    // After a failure (or Ctrl-C) no new container is started, but the stream is drained:
+    // a request dropped in flight could still create a container after the undo looked.
+    let stop = req.cancel.child_token();
     let total = plan.deckies.len();
     let mut ups = futures_util::stream::iter(&plan.deckies)
-        .map(|d| start_decky(engine, &net.names.network, d, &failed))
+        .map(|d| start_decky(engine, &net.names.network, d, &stop))
         .buffer_unordered(req.parallel.max(1));
     let (mut done, mut first_error) = (0, None);
     while let Some(result) = ups.next().await {
@@ -356,27 +361,28 @@ async fn bring_up(
             }
             Ok(None) => {}
             Err(e) => {
-                failed.store(true, Ordering::Relaxed);
+                stop.cancel();
                 first_error.get_or_insert(e);
             }
         }
     }
     match first_error {
         Some(e) => Err(e),
+        None if req.cancel.is_cancelled() => Err(Error::Interrupted),
         None => Ok(hairpin),
     }
 }
 
 /// Creates and starts one decky's base, then its services; returns its name, or `None`
-/// when it stopped early because another decky failed.
+/// when it stopped early because another decky failed or the deploy was interrupted.
 async fn start_decky<'p>(
     engine: &Engine,
     network: &str,
     d: &'p DeckyPlan,
-    failed: &AtomicBool,
+    stop: &CancellationToken,
 ) -> Result<Option<&'p str>, Error> {
     for c in d.containers() {
-        if failed.load(Ordering::Relaxed) {
+        if stop.is_cancelled() {
             return Ok(None);
         }
         containers::create_and_start(engine, network, c).await?;

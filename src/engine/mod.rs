@@ -153,6 +153,9 @@ pub enum Error {
     /// The merged fleet is not valid.
     #[error(transparent)]
     Fleet(crate::model::Error),
+    /// The deploy was interrupted (Ctrl-C) and undone.
+    #[error("interrupted: the deploy was undone, the previous fleet and state are unchanged")]
+    Interrupted,
     /// Nothing is deployed.
     #[error("No active deployment found (no decnet-state.json).")]
     NoDeployment,

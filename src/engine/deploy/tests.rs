@@ -26,6 +26,7 @@ fn request(deckies: Vec<model::DeckyConfig>, replace: bool) -> Request<'static> 
         replace,
         state_path: "/nonexistent/decnet-state.json".into(),
         parallel: 2,
+        cancel: Default::default(),
     }
 }
 
