@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use thiserror::Error;
 
@@ -63,11 +64,27 @@ pub const BUS_GROUP: &str = "DECNET_BUS_GROUP";
 pub const BUS_ENABLED: &str = "DECNET_BUS_ENABLED";
 /// Which bus workers use: `unix` (the broker) or `fake` (in-process).
 pub const BUS_TYPE: &str = "DECNET_BUS_TYPE";
+/// APP-NAMEs whose lines the collector keeps in the raw log only (comma list).
+pub const COLLECTOR_DROP_APPS: &str = "DECNET_COLLECTOR_DROP_APPS";
+/// Event types the collector rate-limits per attacker, decky and service (comma list).
+pub const COLLECTOR_RL_EVENT_TYPES: &str = "DECNET_COLLECTOR_RL_EVENT_TYPES";
+/// The collector's rate-limit window in seconds; 0 or less turns the limit off.
+pub const COLLECTOR_RL_WINDOW_SEC: &str = "DECNET_COLLECTOR_RL_WINDOW_SEC";
+/// Seconds between the collector's full rescans of running containers.
+pub const COLLECTOR_RECONCILE_S: &str = "DECNET_COLLECTOR_RECONCILE_S";
+/// Seconds the collector keeps an attacker's commands for the session summary; 0 turns
+/// the summaries off.
+pub const COLLECTOR_SESSION_AGG_TTL_SEC: &str = "DECNET_COLLECTOR_SESSION_AGG_TTL_SEC";
 
 /// Default state directory when `DECNET_HOME` is not set.
 pub const DEFAULT_HOME: &str = "/var/lib/decnet";
 /// Default event-log directory when `DECNET_LOG_DIR` is not set.
 pub const DEFAULT_LOG_DIR: &str = "/var/log/decnet";
+/// APP-NAMEs the collector drops by default: host daemons, not honeypot events.
+pub const DEFAULT_COLLECTOR_DROP_APPS: &str =
+    "sshd,pam_unix,sudo,su,CRON,cron,systemd,kernel,rsyslogd,dbus-daemon";
+/// Event types the collector rate-limits by default: connection churn.
+pub const DEFAULT_COLLECTOR_RL_EVENT_TYPES: &str = "connect,disconnect,connection,accept,close";
 
 /// A key→string lookup the configuration is parsed from.
 pub trait Source {
@@ -184,6 +201,22 @@ pub struct BusConfig {
     pub kind: BusKind,
 }
 
+/// The log collector's filter and discovery settings (engine.md §3.1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectorConfig {
+    /// APP-NAMEs kept out of the `.json` file and the bus (`DECNET_COLLECTOR_DROP_APPS`).
+    pub drop_apps: Vec<String>,
+    /// Event types limited to one per window and key (`DECNET_COLLECTOR_RL_EVENT_TYPES`).
+    pub rl_event_types: Vec<String>,
+    /// The rate-limit window; `None` when the limit is off (`DECNET_COLLECTOR_RL_WINDOW_SEC`).
+    pub rl_window: Option<Duration>,
+    /// Time between full rescans of running containers (`DECNET_COLLECTOR_RECONCILE_S`).
+    pub reconcile: Duration,
+    /// How long commands wait for their session's end; `None` turns session summaries off
+    /// (`DECNET_COLLECTOR_SESSION_AGG_TTL_SEC`).
+    pub session_ttl: Option<Duration>,
+}
+
 /// Where a resolved value came from, for `decnet config`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
@@ -210,6 +243,8 @@ pub struct Config {
     pub ports: Ports,
     /// The host-local service bus.
     pub bus: BusConfig,
+    /// The log collector.
+    pub collector: CollectorConfig,
     /// Master address for workers, if this host is a worker.
     pub master_host: Option<String>,
     /// Whether TLS clients also check the server name (off: the fingerprint pin is the check).
@@ -336,6 +371,43 @@ impl<S: Source> Reader<'_, S> {
         value
     }
 
+    /// A comma-separated list; blanks around items and empty items are dropped.
+    fn list(&mut self, key: &'static str, default: &str) -> Vec<String> {
+        let value = self.text_or(key, default);
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// A number of seconds (fractions allowed); `None` when it is zero or negative.
+    fn seconds(
+        &mut self,
+        key: &'static str,
+        default: f64,
+    ) -> Result<Option<Duration>, ConfigError> {
+        let raw = self.raw(key);
+        let value = match &raw {
+            Some(v) => v
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s < 1e9),
+            None => Some(default),
+        }
+        .ok_or_else(|| ConfigError::Invalid {
+            key,
+            value: raw.clone().unwrap_or_default(),
+            reason: "expected a number of seconds, e.g. 1.5".into(),
+        })?;
+        self.record(key, value.to_string(), raw.is_some());
+        Ok(Some(value)
+            .filter(|s| *s > 0.0)
+            .map(Duration::from_secs_f64))
+    }
+
     fn secret(&mut self, key: &'static str) -> Option<Secret> {
         let value = self.raw(key).map(Secret);
         let shown = value
@@ -392,6 +464,19 @@ pub fn parse<S: Source>(src: &S) -> Result<Config, ConfigError> {
             }
         },
     };
+    let collector = CollectorConfig {
+        drop_apps: r.list(COLLECTOR_DROP_APPS, DEFAULT_COLLECTOR_DROP_APPS),
+        rl_event_types: r.list(COLLECTOR_RL_EVENT_TYPES, DEFAULT_COLLECTOR_RL_EVENT_TYPES),
+        rl_window: r.seconds(COLLECTOR_RL_WINDOW_SEC, 1.0)?,
+        reconcile: r
+            .seconds(COLLECTOR_RECONCILE_S, 30.0)?
+            .ok_or_else(|| ConfigError::Invalid {
+                key: COLLECTOR_RECONCILE_S,
+                value: r.raw(COLLECTOR_RECONCILE_S).unwrap_or_default(),
+                reason: "the rescan interval must be more than 0 seconds".into(),
+            })?,
+        session_ttl: r.seconds(COLLECTOR_SESSION_AGG_TTL_SEC, 3600.0)?,
+    };
     let master_host = r.text(MASTER_HOST);
     let verify_hostname = r.flag(VERIFY_HOSTNAME, false)?;
     let api_token = r.secret(API_TOKEN);
@@ -444,6 +529,7 @@ pub fn parse<S: Source>(src: &S) -> Result<Config, ConfigError> {
         ingest_log_file,
         ports,
         bus,
+        collector,
         master_host,
         verify_hostname,
         api_token,
@@ -533,6 +619,50 @@ mod tests {
         assert!(cfg(&[(BUS_SOCKET, "bus.sock")]).is_err());
         let err = cfg(&[(BUS_TYPE, "redis")]).expect_err("unknown type");
         assert!(err.to_string().contains("DECNET_BUS_TYPE"), "{err}");
+    }
+
+    #[test]
+    fn collector_settings_have_defaults_and_validation() {
+        let c = cfg(&[]).expect("defaults parse").collector;
+        assert_eq!(c.drop_apps.len(), 10);
+        assert!(c.drop_apps.iter().any(|a| a == "CRON"));
+        assert_eq!(
+            c.rl_event_types,
+            ["connect", "disconnect", "connection", "accept", "close"]
+        );
+        assert_eq!(c.rl_window, Some(Duration::from_secs(1)));
+        assert_eq!(c.reconcile, Duration::from_secs(30));
+        assert_eq!(c.session_ttl, Some(Duration::from_secs(3600)));
+        let c = cfg(&[
+            (COLLECTOR_DROP_APPS, " cron , ,sudo"),
+            (COLLECTOR_RL_EVENT_TYPES, "connect"),
+            (COLLECTOR_RL_WINDOW_SEC, "0"),
+            (COLLECTOR_RECONCILE_S, "2.5"),
+            (COLLECTOR_SESSION_AGG_TTL_SEC, "0"),
+        ])
+        .expect("parses")
+        .collector;
+        assert_eq!(c.drop_apps, ["cron", "sudo"]);
+        assert_eq!(c.rl_event_types, ["connect"]);
+        assert_eq!(c.rl_window, None, "a zero window turns the limit off");
+        assert_eq!(c.reconcile, Duration::from_millis(2500));
+        assert_eq!(c.session_ttl, None);
+        assert_eq!(
+            cfg(&[(COLLECTOR_RL_WINDOW_SEC, "-1")])
+                .expect("parses")
+                .collector
+                .rl_window,
+            None
+        );
+        for bad in [
+            (COLLECTOR_RL_WINDOW_SEC, "soon"),
+            (COLLECTOR_RL_WINDOW_SEC, "NaN"),
+            (COLLECTOR_RECONCILE_S, "0"),
+            (COLLECTOR_RECONCILE_S, "inf"),
+        ] {
+            let err = cfg(&[bad]).expect_err("invalid");
+            assert!(err.to_string().contains(bad.0), "{err}");
+        }
     }
 
     #[test]

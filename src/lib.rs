@@ -18,6 +18,7 @@
 //! - [`bus`]: the host-local publish/subscribe bus: wire protocol, broker, client, topics.
 //! - [`engine`]: Docker through bollard: the decky image built from this binary, the fleet
 //!   network, decky containers, deploy / teardown / status and the state file.
+//! - [`collector`]: follows decky service containers' stdout into the local event log.
 //! - [`syslog`]: RFC 5424 lines (format, tolerant parse) and the octet-counting codec.
 //! - [`store`]: the SQLite store: migrations, the `logs` table, the batching writer task.
 //! - [`roles`]: one module per long-running role.
@@ -26,6 +27,7 @@
 pub mod bus;
 pub mod catalog;
 pub mod cli;
+pub mod collector;
 pub mod config;
 pub mod engine;
 pub mod fsutil;

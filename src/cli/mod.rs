@@ -4,6 +4,7 @@
 //! counts as success), 1 runtime failure, 2 usage errors and features not built yet.
 mod bus;
 mod catalog;
+mod collect;
 mod decky;
 mod deploy;
 mod dispatch;
@@ -89,6 +90,8 @@ enum Command {
     Reconciler(Pending),
     /// Run honeypot services inside a decky container.
     Decky(decky::DeckyArgs),
+    /// Follow decky service containers' stdout into the local event log.
+    Collect(collect::CollectArgs),
     /// Deploy deckies from an INI file or flags.
     Deploy(Box<deploy::DeployArgs>),
     /// Remove one decky, or the whole fleet with --all.
@@ -129,6 +132,7 @@ impl Command {
             Command::Bus(_) => "bus",
             Command::Reconciler(_) => "reconciler",
             Command::Decky(_) => "decky",
+            Command::Collect(_) => "collect",
             Command::Deploy(_) => "deploy",
             Command::Teardown(_) => "teardown",
             Command::Status(_) => "status",
@@ -170,6 +174,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<()> {
     let out = || io::stdout().lock();
     match cli.command {
         Command::Decky(args) => decky::run(args, &config),
+        Command::Collect(args) => collect::run(args, &config),
         Command::Pki(args) => pki::run(args, &config, &mut out()),
         Command::Bus(args) => bus::run(args, &config, &mut out()),
         Command::Config => print_config(&config, &mut out()).context("writing the configuration"),
