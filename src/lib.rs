@@ -16,7 +16,8 @@
 //! - [`pki`]: the decnet CA, certificate issue, bundles on disk, fingerprints.
 //! - [`tls`]: rustls configurations for mTLS servers and pinned clients.
 //! - [`bus`]: the host-local publish/subscribe bus: wire protocol, broker, client, topics.
-//! - [`engine`]: Docker through bollard: the decky image built from this binary.
+//! - [`engine`]: Docker through bollard: the decky image built from this binary, the fleet
+//!   network, decky containers, deploy / teardown / status and the state file.
 //! - [`collector`]: follows decky service containers' stdout into the local event log.
 //! - [`syslog`]: RFC 5424 lines (format, tolerant parse) and the octet-counting codec.
 //! - [`store`]: the SQLite store: migrations, the `logs` table, the batching writer task.

@@ -224,7 +224,7 @@ fn print_json(value: &Value, out: &mut impl Write) -> anyhow::Result<()> {
 }
 
 /// Writes `rows` under `header` in space-padded columns (no trailing spaces).
-fn table(
+pub(super) fn table(
     header: &[&str],
     rows: impl Iterator<Item = Vec<String>>,
     out: &mut impl Write,

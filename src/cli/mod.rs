@@ -6,9 +6,12 @@ mod bus;
 mod catalog;
 mod collect;
 mod decky;
+mod deploy;
 mod dispatch;
 mod links;
 mod pki;
+mod status;
+mod teardown;
 
 pub use dispatch::{ROLES, normalize, role_from_argv0};
 
@@ -90,11 +93,11 @@ enum Command {
     /// Follow decky service containers' stdout into the local event log.
     Collect(collect::CollectArgs),
     /// Deploy deckies from an INI file or flags.
-    Deploy(Pending),
-    /// Remove deckies.
-    Teardown(Pending),
+    Deploy(Box<deploy::DeployArgs>),
+    /// Remove one decky, or the whole fleet with --all.
+    Teardown(teardown::TeardownArgs),
     /// Show the fleet's state.
-    Status(Pending),
+    Status(status::StatusArgs),
     /// Manage worker hosts of the swarm.
     Swarm(Pending),
     /// Manage MazeNET topologies.
@@ -179,6 +182,9 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<()> {
         Command::Services(args) => catalog::services(&args, &mut out()),
         Command::Archetypes(args) => catalog::archetypes(&args, &mut out()),
         Command::Distros(args) => catalog::distros(&args, &mut out()),
+        Command::Deploy(args) => deploy::run(*args, &config, &mut out()),
+        Command::Teardown(args) => teardown::run(args, &config, &mut out()),
+        Command::Status(args) => status::run(&args, &config, &mut out()),
         other => Err(CliError::NotImplemented(other.name()).into()),
     }
 }

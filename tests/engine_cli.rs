@@ -1,0 +1,184 @@
+//! `decnet deploy`, `teardown` and `status` refusing bad input with the spec's texts,
+//! before any container, network or state file exists (no Docker engine needed).
+mod util;
+
+use std::path::Path;
+
+const GENERAL: &str = "[general]\nnet = 203.0.113.0/24\ngw = 203.0.113.1\ninterface = lo\n\n";
+
+/// Runs `decnet deploy -c <ini> [extra…]` in `dir`, returning (exit code, stdout, stderr).
+fn deploy(dir: &util::Dir, ini: &str, extra: &[&str]) -> (Option<i32>, String, String) {
+    let path = dir.path().join("fleet.ini");
+    std::fs::write(&path, ini).expect("write INI");
+    let out = util::run(
+        dir.decnet()
+            .args(["deploy", "-c", path.to_str().expect("utf-8")])
+            .args(extra)
+            // Never a real engine: whatever gets that far must fail without one.
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}/no.sock", dir.path().display()),
+            ),
+    );
+    (out.status.code(), util::stdout(&out), util::stderr(&out))
+}
+
+fn nothing_left(dir: &Path) {
+    assert!(!dir.join("decnet-state.json").exists(), "no state file");
+}
+
+#[test]
+fn bad_input_is_refused_with_the_spec_texts() {
+    let dir = util::Dir::new();
+    let cases: &[(&str, &str)] = &[
+        (
+            "[a]\nservices = ssh\namount = x\n",
+            "[a] amount= must be a positive integer, got 'x'",
+        ),
+        (
+            "[a]\nservices = ssh\nip = 203.0.113.9\namount = 2\n",
+            "Cannot combine ip= with amount=2. Remove ip= or use amount=1.",
+        ),
+        (
+            "[a]\nservices = ssh, gopher\n",
+            "Unknown service(s) in [a]: ['gopher']. Available: ['conpot',",
+        ),
+        (
+            "[a]\narchetype = mainframe\n",
+            "Unknown archetype 'mainframe'. Available:",
+        ),
+        (
+            "[a]\nservices = ssh\namount = 99\n",
+            "Not enough free IPs in 203.0.113.0/29 while assigning IP for 'a-0",
+        ),
+        ("[a\nservices = ssh\n", "Invalid INI format"),
+    ];
+    for (body, expected) in cases {
+        let general = if expected.contains("/29") {
+            GENERAL.replace("/24", "/29")
+        } else {
+            GENERAL.to_owned()
+        };
+        let (code, _, err) = deploy(&dir, &format!("{general}{body}"), &["--dry-run"]);
+        assert_eq!(code, Some(1), "{body}: {err}");
+        assert!(
+            err.contains(expected),
+            "{body}\nexpected: {expected}\ngot: {err}"
+        );
+    }
+    let out = util::run(dir.decnet().args([
+        "deploy",
+        "-n",
+        "2",
+        "--distro",
+        "gentoo",
+        "--services",
+        "ssh",
+        "--subnet",
+        "203.0.113.0/24",
+        "--gateway",
+        "203.0.113.1",
+        "-i",
+        "lo",
+        "--dry-run",
+    ]));
+    util::assert_code(&out, 1);
+    assert!(util::stderr(&out).contains("Unknown distro 'gentoo'"));
+    nothing_left(dir.path());
+}
+
+#[test]
+fn a_missing_parent_or_capability_or_engine_is_explained() {
+    let dir = util::Dir::new();
+    let nic = GENERAL.replace("interface = lo", "interface = no-such-nic0");
+    let (code, _, err) = deploy(&dir, &format!("{nic}[a]\nservices = ssh\n"), &[]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("network interface 'no-such-nic0' does not exist"),
+        "{err}"
+    );
+
+    // Without CAP_NET_ADMIN (dropped from the bounding set when running as root).
+    let ini_path = dir.path().join("cap.ini");
+    std::fs::write(&ini_path, format!("{GENERAL}[a]\nservices = ssh\n")).expect("write");
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let root = status
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    let mut cmd = if root {
+        let mut c = dir.command("setpriv");
+        c.args(["--bounding-set=-net_admin", "--inh-caps=-net_admin"]);
+        c.arg(util::bin());
+        c
+    } else {
+        dir.decnet()
+    };
+    cmd.args(["deploy", "-c", ini_path.to_str().expect("utf-8")]);
+    let out = util::run(&mut cmd);
+    util::assert_code(&out, 1);
+    assert!(
+        util::stderr(&out).contains("needs CAP_NET_ADMIN"),
+        "{}",
+        util::stderr(&out)
+    );
+
+    // --bridge needs neither; then the missing engine is reported with a way to start it.
+    let (code, _, err) = deploy(
+        &dir,
+        &format!("{GENERAL}[a]\nservices = ssh\n"),
+        &["--bridge"],
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("no.sock") && err.contains("systemctl start docker"),
+        "{err}"
+    );
+    nothing_left(dir.path());
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_a_compose_file_and_creates_nothing() {
+    let dir = util::Dir::new();
+    let compose = dir.path().join("decnet-compose.yml");
+    let ini = format!(
+        "{GENERAL}[web]\nip = 203.0.113.20\nservices = http, smtp_relay\nnmap_os = windows\n"
+    );
+    let (code, out, err) = deploy(
+        &dir,
+        &ini,
+        &[
+            "--dry-run",
+            "--seed",
+            "3",
+            "--compose",
+            compose.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("network decnet_lan: macvlan on lo, subnet 203.0.113.0/24"),
+        "{out}"
+    );
+    assert!(out.contains("decky web: ip 203.0.113.20, mac "), "{out}");
+    assert!(
+        out.contains("container web-smtp-relay: decnet/decky:"),
+        "{out}"
+    );
+    assert!(out.contains("net.ipv4.ip_default_ttl=128"), "{out}");
+    let yml = std::fs::read_to_string(&compose).expect("compose file");
+    assert!(yml.contains("network_mode: \"service:web\""), "{yml}");
+    nothing_left(dir.path());
+}
+
+#[test]
+fn teardown_and_status_without_a_fleet() {
+    let dir = util::Dir::new();
+    let out = util::run(dir.decnet().arg("teardown"));
+    util::assert_code(&out, 2);
+    assert!(util::stderr(&out).contains("--all"));
+    let out = util::run(dir.decnet().arg("status"));
+    util::assert_code(&out, 0);
+    assert!(util::stdout(&out).contains("No active deployment found"));
+    let out = util::run(dir.decnet().args(["status", "--json"]));
+    assert_eq!(util::stdout(&out).trim(), "[]");
+}
