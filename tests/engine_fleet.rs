@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use decnet::collector;
 use decnet::engine::containers::{self, Found};
 use decnet::engine::deploy::{self, Request};
 use decnet::engine::image::ImageSpec;
@@ -26,6 +27,8 @@ use decnet::ini;
 use decnet::model::build::{self, IniOptions};
 use decnet::model::detect::{HostNetwork, NetworkHints};
 use decnet::model::{DecnetConfig, Mode};
+use decnet::syslog;
+use tokio_util::sync::CancellationToken;
 
 const SUBNET: &str = "198.51.100.0/24";
 const ATTACKER: &str = "198.51.100.250";
@@ -255,6 +258,24 @@ async fn snapshot(lab: &Lab, engine: &Engine, state_path: &Path) -> (String, Vec
     (bytes, rows)
 }
 
+/// Whether the collector's log gains an RFC 5424 `connect` line of `decky` from `attacker`
+/// (polled: the collector writes asynchronously).
+async fn logged_connect_from(log_file: &Path, decky: &str, attacker: &str) -> bool {
+    for _ in 0..60 {
+        let text = std::fs::read_to_string(log_file).unwrap_or_default();
+        let found = text.lines().filter_map(|l| syslog::parse(l).ok()).any(|e| {
+            e.decky == decky
+                && e.event_type == "connect"
+                && e.attacker_ip.as_deref() == Some(attacker)
+        });
+        if found {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    false
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fleet_from_deploy_to_teardown_seen_by_an_attacker() {
     let Some(engine) = util::docker().await else {
@@ -282,6 +303,21 @@ async fn a_fleet_from_deploy_to_teardown_seen_by_an_attacker() {
         steps.iter().any(|s| s.contains("done: 3, total: 3")),
         "{steps:?}"
     );
+
+    // The collector follows the fleet's services into the log the forwarder ships.
+    let log_file = home.path().join("decnet.log");
+    let collecting = CancellationToken::new();
+    let collector = {
+        let defaults = decnet::config::parse(&std::collections::HashMap::<&str, &str>::new())
+            .expect("default config");
+        let settings = collector::Settings::from_config(&defaults, Some(log_file.clone()));
+        tokio::spawn(collector::serve(
+            engine.clone(),
+            settings,
+            None,
+            collecting.clone(),
+        ))
+    };
 
     let expected: [(&str, &[u16], &str); 3] = [
         (&win, &[445, 3389], "128"),
@@ -316,6 +352,18 @@ async fn a_fleet_from_deploy_to_teardown_seen_by_an_attacker() {
         );
     }
     assert_eq!(container_sysctl(&emb, "net.ipv4.tcp_timestamps"), "0");
+    for (name, _, _) in expected {
+        assert!(
+            logged_connect_from(&log_file, name, ATTACKER).await,
+            "no connect line from {ATTACKER} for {name} in {}",
+            log_file.display()
+        );
+    }
+    collecting.cancel();
+    collector
+        .await
+        .expect("collector task")
+        .expect("collector ran cleanly");
 
     // The hairpin link lets the host itself reach its deckies.
     assert!(
