@@ -171,6 +171,37 @@ fn dry_run_prints_the_plan_and_a_compose_file_and_creates_nothing() {
 }
 
 #[test]
+fn ipvlan_plans_an_l2_ipvlan_network_and_hairpin() {
+    // The IPvlan driver cannot be exercised for real where the kernel lacks the module,
+    // so its plan is checked here and the Docker path shares the MACVLAN code otherwise.
+    let dir = util::Dir::new();
+    let compose = dir.path().join("decnet-compose.yml");
+    let ini = format!("{GENERAL}[web]\nip = 203.0.113.21\nservices = http\n");
+    let (code, out, err) = deploy(
+        &dir,
+        &ini,
+        &[
+            "--ipvlan",
+            "--dry-run",
+            "--compose",
+            compose.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("network decnet_lan: ipvlan on lo"), "{out}");
+    assert!(
+        out.contains("decnet_ipvlan0"),
+        "the hairpin link is named: {out}"
+    );
+    let yml = std::fs::read_to_string(&compose).expect("compose file");
+    assert!(
+        yml.contains("-d ipvlan -o parent=lo -o ipvlan_mode=l2 "),
+        "{yml}"
+    );
+    nothing_left(dir.path());
+}
+
+#[test]
 fn teardown_and_status_without_a_fleet() {
     let dir = util::Dir::new();
     let out = util::run(dir.decnet().arg("teardown"));

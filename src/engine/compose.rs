@@ -10,7 +10,7 @@ use std::fmt::Write;
 
 use serde_json::{Value, json};
 
-use super::plan::{Attach, ContainerPlan, LABEL_DEPLOY, LOG_MAX_FILE, LOG_MAX_SIZE, Plan};
+use super::plan::{Attach, ContainerPlan, Driver, LABEL_DEPLOY, LOG_MAX_FILE, LOG_MAX_SIZE, Plan};
 
 /// The compose file of `plan`.
 pub fn render(plan: &Plan) -> String {
@@ -22,10 +22,10 @@ pub fn render(plan: &Plan) -> String {
          #   docker network create -d {} {}--subnet {} --gateway {} --ip-range {} {}",
         plan.deckies.len(),
         net.driver,
-        if net.driver.has_parent() {
-            format!("-o parent={} ", net.parent)
-        } else {
-            String::new()
+        match net.driver {
+            Driver::Ipvlan => format!("-o parent={} -o ipvlan_mode=l2 ", net.parent),
+            Driver::Macvlan => format!("-o parent={} ", net.parent),
+            Driver::Bridge => String::new(),
         },
         net.subnet,
         net.gateway,
