@@ -19,6 +19,7 @@
 //! - [`engine`]: Docker through bollard: the decky image built from this binary.
 //! - [`syslog`]: RFC 5424 lines (format, tolerant parse) and the octet-counting codec.
 //! - [`store`]: the SQLite store: migrations, the `logs` table, the batching writer task.
+//! - [`logship`]: the forwarder ↔ listener envelope that makes log delivery exactly-once.
 //! - [`roles`]: one module per long-running role.
 #![forbid(unsafe_code)]
 
@@ -30,6 +31,7 @@ pub mod engine;
 pub mod fsutil;
 pub mod ini;
 pub mod logging;
+pub mod logship;
 pub mod model;
 pub mod pki;
 pub mod roles;

@@ -6,7 +6,10 @@ mod bus;
 mod catalog;
 mod decky;
 mod dispatch;
+mod forwarder;
 mod links;
+mod listener;
+mod logs;
 mod pki;
 
 pub use dispatch::{ROLES, normalize, role_from_argv0};
@@ -77,9 +80,9 @@ enum Command {
     /// Run the updater: installs releases pushed by the master, rolls back on failure.
     Updater(Pending),
     /// Ship this worker's honeypot log to the master over mTLS.
-    Forwarder(Pending),
+    Forwarder(forwarder::ForwarderArgs),
     /// Receive worker logs over syslog-over-TLS (part of the master).
-    Listener(Pending),
+    Listener(listener::ListenerArgs),
     /// Run the host-local publish/subscribe broker.
     Bus(bus::BusArgs),
     /// Compare desired and real fleet state.
@@ -100,6 +103,8 @@ enum Command {
     Init(Pending),
     /// Run every role on this host with SQLite.
     Up(Pending),
+    /// Show the attack log stored on the master.
+    Logs(logs::LogsArgs),
     /// Manage the decnet CA and certificate bundles.
     Pki(pki::PkiArgs),
     /// Print the resolved configuration (secrets masked).
@@ -133,6 +138,7 @@ impl Command {
             Command::Topology(_) => "topology",
             Command::Init(_) => "init",
             Command::Up(_) => "up",
+            Command::Logs(_) => "logs",
             Command::Pki(_) => "pki",
             Command::Config => "config",
             Command::Links(_) => "links",
@@ -168,6 +174,9 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<()> {
     match cli.command {
         Command::Decky(args) => decky::run(args, &config),
         Command::Pki(args) => pki::run(args, &config, &mut out()),
+        Command::Forwarder(args) => forwarder::run(args, &config),
+        Command::Listener(args) => listener::run(args, &config, &mut out()),
+        Command::Logs(args) => logs::run(args, &config, &mut out()),
         Command::Bus(args) => bus::run(args, &config, &mut out()),
         Command::Config => print_config(&config, &mut out()).context("writing the configuration"),
         Command::Links(args) => links::run(&args, &mut out()),

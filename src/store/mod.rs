@@ -18,10 +18,14 @@
 //! - **Migrations** are additive and numbered by `PRAGMA user_version`; opening twice is
 //!   a no-op, and a database from a newer decnet is refused rather than misread.
 //!
+//! - **The forwarder's positions** live in a small database of their own on the worker
+//!   ([`Offsets`], `forwarder.db`), not in this schema.
+//!
 //! SQL here sticks to what PostgreSQL also accepts (`ON CONFLICT … DO NOTHING/UPDATE`);
 //! nothing outside this module sees rusqlite, so another backend can replace it.
 mod logs;
 mod migrate;
+mod offsets;
 mod workers;
 mod writer;
 
@@ -39,6 +43,7 @@ use time::{OffsetDateTime, UtcOffset};
 
 pub use logs::{LogRecord, StoredLog, Watermark};
 pub use migrate::SCHEMA_VERSION;
+pub use offsets::{Offsets, Position};
 pub use writer::{Committed, Writer};
 
 /// Why a store operation failed.
