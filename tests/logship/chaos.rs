@@ -114,7 +114,11 @@ fn every_line_is_stored_exactly_once_through_kills_and_rotations() {
     }
     assert_eq!(seen.len() as u64, TOTAL);
     let sources: HashSet<&str> = logs.iter().map(|l| l.source.as_str()).collect();
-    assert_eq!(sources.len(), 3, "one source per file generation: {sources:?}");
+    assert_eq!(
+        sources.len(),
+        3,
+        "one source per file generation: {sources:?}"
+    );
     // The forwarder saw what the test did to it, rather than getting lucky.
     let seen_by_forwarder = forwarder.output();
     for event in [
@@ -123,7 +127,10 @@ fn every_line_is_stored_exactly_once_through_kills_and_rotations() {
         "file truncated (copytruncate)",
         "resuming",
     ] {
-        assert!(seen_by_forwarder.contains(event), "forwarder never logged {event:?}");
+        assert!(
+            seen_by_forwarder.contains(event),
+            "forwarder never logged {event:?}"
+        );
     }
     forwarder.stop(Signal::SIGTERM);
     listener.stop(Signal::SIGTERM);

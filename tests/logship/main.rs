@@ -1,6 +1,7 @@
 //! The log-shipping link as an operator runs it: `decnet listener` and `decnet forwarder`
 //! as real processes over loopback mTLS, killed, restarted and rotated under them, with
 //! the store checked line by line at the end.
+mod bad_input;
 mod chaos;
 mod revoke;
 mod rsyslog;
@@ -110,7 +111,10 @@ impl Site {
         let port = self.port.to_string();
         let mut args = vec!["listener", "--host", "127.0.0.1", "--port", &port];
         args.extend_from_slice(extra);
-        let proc = Proc::spawn(self.decnet().args(&args), &self.home().join(format!("{tag}.log")));
+        let proc = Proc::spawn(
+            self.decnet().args(&args),
+            &self.home().join(format!("{tag}.log")),
+        );
         wait_until(LIMIT, "the listener to accept", || {
             std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
         });
@@ -136,7 +140,10 @@ impl Site {
             "0.1",
         ];
         args.extend_from_slice(extra);
-        Proc::spawn(self.decnet().args(&args), &self.home().join(format!("{tag}.log")))
+        Proc::spawn(
+            self.decnet().args(&args),
+            &self.home().join(format!("{tag}.log")),
+        )
     }
 
     fn store(&self) -> Store {

@@ -45,15 +45,23 @@ fn removed_or_repinned_workers_are_cut_off_without_a_restart() {
     // Removed from the allow-list: the live connection is closed at the next recheck.
     let out = site.run(&["listener", "revoke", "w1"]);
     assert!(out.status.success(), "{}", super::text(&out.stderr));
-    wait_until(Duration::from_secs(30), "the live connection to be cut", || {
-        listener.output().contains("no longer enrolled")
-    });
+    wait_until(
+        Duration::from_secs(30),
+        "the live connection to be cut",
+        || listener.output().contains("no longer enrolled"),
+    );
     write_lines(&log, 1000..1100);
     wait_until(LIMIT, "the reconnect to be refused", || {
-        listener.output().contains("connection refused: no enrolled worker")
+        listener
+            .output()
+            .contains("connection refused: no enrolled worker")
     });
     nap(1500);
-    assert_eq!(stored_above(&site, 1000), 0, "lines of a removed worker were stored");
+    assert_eq!(
+        stored_above(&site, 1000),
+        0,
+        "lines of a removed worker were stored"
+    );
 
     // Re-pinned to another certificate: the old one is still refused.
     let other = site.home().join("agent-new");
@@ -63,7 +71,11 @@ fn removed_or_repinned_workers_are_cut_off_without_a_restart() {
     wait_until(LIMIT, "a refusal under the new pin", || {
         listener.output().matches("connection refused").count() > refusals
     });
-    assert_eq!(stored_above(&site, 1000), 0, "lines under a stale pin were stored");
+    assert_eq!(
+        stored_above(&site, 1000),
+        0,
+        "lines under a stale pin were stored"
+    );
 
     // The worker receives its new bundle: picked up at the next connect, backlog shipped.
     for file in ["ca.crt", "worker.crt", "worker.key"] {

@@ -130,7 +130,10 @@ input(type="imtcp" address="127.0.0.1" port="{input}" ruleset="todecnet")
         site.count() >= lines.len() as u64
     });
     let stored: Vec<String> = site.all_logs().into_iter().map(|l| l.raw_line).collect();
-    assert_eq!(stored, lines, "listener stored other lines than rsyslog forwarded");
+    assert_eq!(
+        stored, lines,
+        "listener stored other lines than rsyslog forwarded"
+    );
     assert!(
         site.all_logs().iter().all(|l| l.worker == "rsyslog-peer"),
         "plain peers are recorded under --plain-worker"
