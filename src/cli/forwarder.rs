@@ -39,6 +39,9 @@ pub struct ForwarderArgs {
     /// Seconds between checks of idle files.
     #[arg(long, default_value_t = 0.5)]
     poll_interval: f64,
+    /// MiB the files may run ahead of the forwarder before the oldest bytes are dropped.
+    #[arg(long, default_value_t = 128)]
+    max_lag_mib: u64,
     /// Plain RFC 5425 receiver (rsyslog …): no acknowledgements, advance after drain.
     #[arg(long)]
     plain: bool,
@@ -93,6 +96,7 @@ pub fn run(args: ForwarderArgs, config: &Config) -> anyhow::Result<()> {
     }
     let settings = Settings {
         poll: Duration::from_secs_f64(args.poll_interval),
+        max_lag: args.max_lag_mib.max(1).saturating_mul(1024 * 1024),
         ..Settings::default()
     };
     let fwd = ForwarderConfig {

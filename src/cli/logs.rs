@@ -3,7 +3,8 @@
 //! `tail` prints the newest events (`-n`, default 20), oldest first; `--follow` keeps
 //! printing new ones as they are committed (polling the store every half second, which
 //! costs one indexed query); `--json` prints one JSON object per line. `count` prints
-//! how many events are stored (scripts and the benchmark use it).
+//! how many events are stored; with `--at-least N` it first waits until there are N
+//! (scripts and the benchmark use it).
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::config::Config;
-use crate::store::{Options, Store, StoredLog};
+use crate::store::{Options, Reader, Store, StoredLog};
 
 /// Arguments of `decnet logs`.
 #[derive(Debug, Args)]
@@ -39,7 +40,14 @@ enum LogsCommand {
         json: bool,
     },
     /// Print the number of stored events.
-    Count,
+    Count {
+        /// First wait until at least this many events are stored (scripts, benchmarks).
+        #[arg(long)]
+        at_least: Option<u64>,
+        /// Give up waiting after this many seconds (exit 1).
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
 }
 
 /// Runs a `decnet logs` command.
@@ -54,7 +62,12 @@ pub fn run(args: LogsArgs, config: &Config, out: &mut impl Write) -> anyhow::Res
     let store = Store::open(&path, Options::default())?;
     let reader = store.reader()?;
     match args.command {
-        LogsCommand::Count => writeln!(out, "{}", reader.count_logs()?)?,
+        LogsCommand::Count { at_least, timeout } => {
+            if let Some(target) = at_least {
+                wait_for(&reader, target, Duration::from_secs(timeout))?;
+            }
+            writeln!(out, "{}", reader.count_logs()?)?;
+        }
         LogsCommand::Tail {
             lines,
             follow,
@@ -91,6 +104,31 @@ pub fn run(args: LogsArgs, config: &Config, out: &mut impl Write) -> anyhow::Res
         }
     }
     Ok(())
+}
+
+/// Polls every 50 ms until `target` events are stored. The newest id is the cheap
+/// progress signal (one index probe); the exact count is taken only once it is reached.
+fn wait_for(reader: &Reader, target: u64, limit: Duration) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let newest = u64::try_from(reader.last_log_id()?).unwrap_or(0);
+            if newest >= target && reader.count_logs()? >= target {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                anyhow::bail!(
+                    "{} events stored after {limit:?}, not {target}",
+                    reader.count_logs()?
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
 }
 
 fn print(log: &StoredLog, json: bool, out: &mut impl Write) -> std::io::Result<()> {
