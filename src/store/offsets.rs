@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS forwarder_sources (
     offset     INTEGER NOT NULL,
     seq        INTEGER NOT NULL,
     finished   INTEGER NOT NULL DEFAULT 0,
+    signature  BLOB NOT NULL DEFAULT x'',
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS forwarder_sources_path ON forwarder_sources (path, generation);
@@ -51,6 +52,9 @@ pub struct Position {
     pub offset: u64,
     /// Sequence number of the last acknowledged line (0: none yet).
     pub seq: u64,
+    /// The last bytes before `offset`: if they differ when the forwarder restarts, the
+    /// file was truncated (and maybe regrown past `offset`) while it was down.
+    pub signature: Vec<u8>,
 }
 
 /// The forwarder's position database.
@@ -93,7 +97,7 @@ impl Offsets {
     /// Unfinished sources of `path`, oldest generation first.
     pub fn open_sources(&self, path: &Path) -> Result<Vec<Position>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT source, inode, generation, offset, seq FROM forwarder_sources
+            "SELECT source, inode, generation, offset, seq, signature FROM forwarder_sources
              WHERE path = ?1 AND finished = 0 ORDER BY generation",
         )?;
         let rows = stmt.query_map(params![path.to_string_lossy()], |row| {
@@ -103,11 +107,12 @@ impl Offsets {
                 row.get::<_, i64>(2)?,
                 row.get::<_, i64>(3)?,
                 row.get::<_, i64>(4)?,
+                row.get::<_, Vec<u8>>(5)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (source, inode, generation, offset, seq) = row?;
+            let (source, inode, generation, offset, seq, signature) = row?;
             out.push(Position {
                 source,
                 path: path.to_path_buf(),
@@ -115,6 +120,7 @@ impl Offsets {
                 generation: uint(generation)?,
                 offset: uint(offset)?,
                 seq: uint(seq)?,
+                signature,
             });
         }
         Ok(out)
@@ -137,11 +143,11 @@ impl Offsets {
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO forwarder_sources
-                 (source, path, inode, generation, offset, seq, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 (source, path, inode, generation, offset, seq, signature, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (source) DO UPDATE
                  SET offset = excluded.offset, seq = excluded.seq,
-                     updated_at = excluded.updated_at",
+                     signature = excluded.signature, updated_at = excluded.updated_at",
             )?;
             for p in positions {
                 stmt.execute(params![
@@ -151,6 +157,7 @@ impl Offsets {
                     int(p.generation)?,
                     int(p.offset)?,
                     int(p.seq)?,
+                    p.signature,
                     now,
                 ])?;
             }
@@ -181,6 +188,7 @@ mod tests {
             generation,
             offset,
             seq,
+            signature: b"line\n".to_vec(),
         }
     }
 

@@ -24,6 +24,8 @@
 //! `--insecure-tcp` drops TLS altogether; it exists for interop tests with receivers
 //! that have no TLS module, never for production links.
 mod tail;
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -332,7 +334,9 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
         *accepted = true;
         tracing::info!(master = %config.master_host, "connected (plain RFC 5425, no acknowledgements)");
     }
-    let mut last_poll = Instant::now();
+    let mut last_poll = Instant::now()
+        .checked_sub(s.poll)
+        .unwrap_or_else(Instant::now);
     let mut last_sent = Instant::now();
     let mut last_heard = Instant::now();
     loop {

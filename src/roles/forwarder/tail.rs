@@ -8,8 +8,9 @@
 //!   source start sending; after a crash the old file is looked for by inode next to
 //!   the path (e.g. `decnet.log.1`);
 //! - the file shrinks below the read position, or the bytes just before the position
-//!   change (copytruncate, even when the file has grown again since): the new
-//!   generation starts at offset 0. Lines written between the forwarder's last read and
+//!   change (copytruncate, even when the file has grown again since; the bytes before
+//!   the acknowledged position are saved too, so this holds across a forwarder restart):
+//!   the new generation starts at offset 0. Lines written between the forwarder's last read and
 //!   the truncation exist only in the copy: copytruncate loses them for every tailer.
 //!
 //! Lines read are kept (as `Bytes`) until acknowledged, so a reconnect re-sends them even
@@ -102,7 +103,17 @@ impl Stream {
     }
 
     fn position(&self) -> Position {
+        let len = self.acked_offset.min(SIGNATURE);
+        let mut signature = vec![0u8; len as usize];
+        let readable = self.file.as_ref().is_some_and(|f| {
+            f.read_exact_at(&mut signature, self.acked_offset - len)
+                .is_ok()
+        });
+        if !readable {
+            signature.clear();
+        }
         Position {
+            signature,
             source: self.source.clone(),
             path: self.path.clone(),
             inode: self.inode,
@@ -261,6 +272,20 @@ fn find_by_inode(path: &Path, inode: u64) -> Option<File> {
         .and_then(|e| File::open(e.path()).ok())
 }
 
+/// Whether `file` still holds, just before the saved offset, the bytes saved with it.
+fn still_there(file: &File, pos: &Position) -> bool {
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if size < pos.offset {
+        return false;
+    }
+    let len = pos.signature.len() as u64;
+    if len == 0 || len > pos.offset {
+        return true;
+    }
+    let mut now = vec![0u8; pos.signature.len()];
+    file.read_exact_at(&mut now, pos.offset - len).is_ok() && now == pos.signature
+}
+
 impl Tailer {
     /// Restores every path's sources from `offsets`.
     pub fn open(
@@ -310,9 +335,8 @@ impl Tailer {
                 self.offsets.finish(&row.source)?;
                 continue;
             };
-            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-            if size < row.offset {
-                tracing::warn!(source = %row.source, "file shrank while the forwarder was down (truncated)");
+            if !still_there(&file, row) {
+                tracing::warn!(source = %row.source, "file truncated while the forwarder was down");
                 self.offsets.finish(&row.source)?;
                 continue;
             }
@@ -333,6 +357,7 @@ impl Tailer {
             generation,
             offset: 0,
             seq: 0,
+            signature: Vec::new(),
         };
         self.offsets.save(std::slice::from_ref(&pos))?;
         tracing::info!(source = %pos.source, "following a new file");
