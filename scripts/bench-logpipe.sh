@@ -47,5 +47,7 @@ end=$(date +%s.%N)
 rss() { awk '/VmHWM/ { printf "%.1f MiB", $2 / 1024 }' "/proc/$1/status"; }
 awk -v n="$lines" -v s="$start" -v e="$end" 'BEGIN {
   printf "committed %d events in %.2f s: %.0f events/s\n", n, e - s, n / (e - s) }'
-echo "listener peak RSS: $(rss "$lpid")"
-echo "forwarder peak RSS: $(rss "$fpid")"
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f s", ($14 + $15) / hz }' "/proc/$1/stat"; }
+echo "listener peak RSS: $(rss "$lpid"), CPU: $(cpu "$lpid")"
+echo "forwarder peak RSS: $(rss "$fpid"), CPU: $(cpu "$fpid")"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
