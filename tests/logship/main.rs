@@ -250,3 +250,29 @@ fn event_line(n: u64) -> String {
     );
     format!("{line:x<200}")
 }
+
+#[test]
+fn misconfigurations_are_refused_with_what_to_do() {
+    let site = Site {
+        dir: tempfile::tempdir().expect("tempdir"),
+        port: free_port(),
+    };
+    let out = site.run(&["forwarder"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--master-host"));
+    let out = site.run(&["forwarder", "--master-host", "127.0.0.1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("decnet pki issue worker"));
+    let out = site.run(&["listener", "--insecure-tcp", "--host", "0.0.0.0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("loopback") || text(&out.stderr).contains("127.0.0.1"));
+    let out = site.run(&["listener", "--host", "127.0.0.1", "--port", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("decnet pki issue master"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = site.run(&["listener", "revoke", "nobody"]);
+    assert_eq!(out.status.code(), Some(1));
+}
