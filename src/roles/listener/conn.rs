@@ -242,6 +242,7 @@ impl Session {
                         Ok(Ok(c)) => c,
                         Ok(Err(err)) => {
                             tracing::error!(worker = %self.worker, "store did not commit, not acknowledging: {err}");
+                            link.refuse("the master cannot store lines right now; retry later").await;
                             return;
                         }
                         Err(_) => return,
