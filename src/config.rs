@@ -75,6 +75,15 @@ pub const COLLECTOR_RECONCILE_S: &str = "DECNET_COLLECTOR_RECONCILE_S";
 /// Seconds the collector keeps an attacker's commands for the session summary; 0 turns
 /// the summaries off.
 pub const COLLECTOR_SESSION_AGG_TTL_SEC: &str = "DECNET_COLLECTOR_SESSION_AGG_TTL_SEC";
+/// The master's SQLite database (default `<home>/decnet.db`).
+pub const DB_PATH: &str = "DECNET_DB_PATH";
+/// A worker's agent directory: its bundle (`ca.crt`, `worker.crt`, `worker.key`) and the
+/// forwarder's `forwarder.db` (default `<home>/agent`).
+pub const AGENT_DIR: &str = "DECNET_AGENT_DIR";
+/// The agent's topology log, the forwarder's second file (default `<log dir>/agent.log`).
+pub const AGENT_LOG_FILE: &str = "DECNET_AGENT_LOG_FILE";
+/// Address the log listener binds (default `0.0.0.0`).
+pub const LISTENER_HOST: &str = "DECNET_LISTENER_HOST";
 
 /// Default state directory when `DECNET_HOME` is not set.
 pub const DEFAULT_HOME: &str = "/var/lib/decnet";
@@ -239,6 +248,14 @@ pub struct Config {
     pub pki_dir: PathBuf,
     /// The event log the forwarder ships (`DECNET_INGEST_LOG_FILE`).
     pub ingest_log_file: PathBuf,
+    /// The agent's topology log, also shipped (`DECNET_AGENT_LOG_FILE`).
+    pub agent_log_file: PathBuf,
+    /// The master's database (`DECNET_DB_PATH`, default `<home>/decnet.db`).
+    pub db_path: PathBuf,
+    /// The worker's bundle and forwarder state (`DECNET_AGENT_DIR`, default `<home>/agent`).
+    pub agent_dir: PathBuf,
+    /// Address the log listener binds (`DECNET_LISTENER_HOST`, default `0.0.0.0`).
+    pub listener_host: String,
     /// Service ports.
     pub ports: Ports,
     /// The host-local service bus.
@@ -439,6 +456,10 @@ pub fn parse<S: Source>(src: &S) -> Result<Config, ConfigError> {
     let run_dir = r.path(RUN_DIR, home.join("run"))?;
     let pki_dir = r.path(PKI_DIR, home.join("pki"))?;
     let ingest_log_file = r.path(INGEST_LOG_FILE, log_dir.join("decnet.log"))?;
+    let agent_log_file = r.path(AGENT_LOG_FILE, log_dir.join("agent.log"))?;
+    let db_path = r.path(DB_PATH, home.join("decnet.db"))?;
+    let agent_dir = r.path(AGENT_DIR, home.join("agent"))?;
+    let listener_host = r.text_or(LISTENER_HOST, "0.0.0.0");
     let ports = Ports {
         agent: r.port(AGENT_PORT, 8765)?,
         updater: r.port(UPDATER_PORT, 8766)?,
@@ -527,6 +548,10 @@ pub fn parse<S: Source>(src: &S) -> Result<Config, ConfigError> {
         run_dir,
         pki_dir,
         ingest_log_file,
+        agent_log_file,
+        db_path,
+        agent_dir,
+        listener_host,
         ports,
         bus,
         collector,
@@ -663,6 +688,27 @@ mod tests {
             let err = cfg(&[bad]).expect_err("invalid");
             assert!(err.to_string().contains(bad.0), "{err}");
         }
+    }
+
+    #[test]
+    fn log_shipping_paths_follow_home_and_log_dir() {
+        let c = cfg(&[(HOME, "/srv/d"), (LOG_DIR, "/logs")]).expect("parses");
+        assert_eq!(c.db_path, PathBuf::from("/srv/d/decnet.db"));
+        assert_eq!(c.agent_dir, PathBuf::from("/srv/d/agent"));
+        assert_eq!(c.agent_log_file, PathBuf::from("/logs/agent.log"));
+        assert_eq!(c.listener_host, "0.0.0.0");
+        let c = cfg(&[
+            (DB_PATH, "/db/m.db"),
+            (AGENT_DIR, "/etc/decnet/agent"),
+            (AGENT_LOG_FILE, "/x/a.log"),
+            (LISTENER_HOST, "127.0.0.1"),
+        ])
+        .expect("parses");
+        assert_eq!(c.db_path, PathBuf::from("/db/m.db"));
+        assert_eq!(c.agent_dir, PathBuf::from("/etc/decnet/agent"));
+        assert_eq!(c.agent_log_file, PathBuf::from("/x/a.log"));
+        assert_eq!(c.listener_host, "127.0.0.1");
+        assert!(cfg(&[(AGENT_DIR, "agent")]).is_err());
     }
 
     #[test]

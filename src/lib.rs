@@ -21,6 +21,7 @@
 //! - [`collector`]: follows decky service containers' stdout into the local event log.
 //! - [`syslog`]: RFC 5424 lines (format, tolerant parse) and the octet-counting codec.
 //! - [`store`]: the SQLite store: migrations, the `logs` table, the batching writer task.
+//! - [`logship`]: the forwarder ↔ listener envelope that makes log delivery exactly-once.
 //! - [`roles`]: one module per long-running role.
 #![forbid(unsafe_code)]
 
@@ -33,6 +34,7 @@ pub mod engine;
 pub mod fsutil;
 pub mod ini;
 pub mod logging;
+pub mod logship;
 pub mod model;
 pub mod pki;
 pub mod roles;

@@ -8,7 +8,10 @@ mod collect;
 mod decky;
 mod deploy;
 mod dispatch;
+mod forwarder;
 mod links;
+mod listener;
+mod logs;
 mod pki;
 mod status;
 mod teardown;
@@ -81,9 +84,9 @@ enum Command {
     /// Run the updater: installs releases pushed by the master, rolls back on failure.
     Updater(Pending),
     /// Ship this worker's honeypot log to the master over mTLS.
-    Forwarder(Pending),
+    Forwarder(forwarder::ForwarderArgs),
     /// Receive worker logs over syslog-over-TLS (part of the master).
-    Listener(Pending),
+    Listener(listener::ListenerArgs),
     /// Run the host-local publish/subscribe broker.
     Bus(bus::BusArgs),
     /// Compare desired and real fleet state.
@@ -106,6 +109,8 @@ enum Command {
     Init(Pending),
     /// Run every role on this host with SQLite.
     Up(Pending),
+    /// Show the attack log stored on the master.
+    Logs(logs::LogsArgs),
     /// Manage the decnet CA and certificate bundles.
     Pki(pki::PkiArgs),
     /// Print the resolved configuration (secrets masked).
@@ -140,6 +145,7 @@ impl Command {
             Command::Topology(_) => "topology",
             Command::Init(_) => "init",
             Command::Up(_) => "up",
+            Command::Logs(_) => "logs",
             Command::Pki(_) => "pki",
             Command::Config => "config",
             Command::Links(_) => "links",
@@ -176,6 +182,9 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<()> {
         Command::Decky(args) => decky::run(args, &config),
         Command::Collect(args) => collect::run(args, &config),
         Command::Pki(args) => pki::run(args, &config, &mut out()),
+        Command::Forwarder(args) => forwarder::run(args, &config),
+        Command::Listener(args) => listener::run(args, &config, &mut out()),
+        Command::Logs(args) => logs::run(args, &config, &mut out()),
         Command::Bus(args) => bus::run(args, &config, &mut out()),
         Command::Config => print_config(&config, &mut out()).context("writing the configuration"),
         Command::Links(args) => links::run(&args, &mut out()),

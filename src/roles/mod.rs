@@ -7,3 +7,5 @@
 
 pub mod bus;
 pub mod decky;
+pub mod forwarder;
+pub mod listener;

@@ -241,6 +241,14 @@ impl Reader {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// The id of the newest event (0 when empty): where a live tail starts.
+    pub fn last_log_id(&self) -> Result<i64> {
+        let id: Option<i64> = self
+            .conn
+            .query_row("SELECT max(id) FROM logs", [], |row| row.get(0))?;
+        Ok(id.unwrap_or(0))
+    }
+
     /// Up to `limit` events with an id above `after_id`, oldest first (a stream cursor).
     pub fn logs_after(&self, after_id: i64, limit: u32) -> Result<Vec<StoredLog>> {
         let mut stmt = self.conn.prepare_cached(&format!(

@@ -18,10 +18,14 @@
 //! - **Migrations** are additive and numbered by `PRAGMA user_version`; opening twice is
 //!   a no-op, and a database from a newer decnet is refused rather than misread.
 //!
+//! - **The forwarder's positions** live in a small database of their own on the worker
+//!   ([`Offsets`], `forwarder.db`), not in this schema.
+//!
 //! SQL here sticks to what PostgreSQL also accepts (`ON CONFLICT … DO NOTHING/UPDATE`);
 //! nothing outside this module sees rusqlite, so another backend can replace it.
 mod logs;
 mod migrate;
+mod offsets;
 mod workers;
 mod writer;
 
@@ -39,6 +43,7 @@ use time::{OffsetDateTime, UtcOffset};
 
 pub use logs::{LogRecord, StoredLog, Watermark};
 pub use migrate::SCHEMA_VERSION;
+pub use offsets::{Offsets, Position};
 pub use writer::{Committed, Writer};
 
 /// Why a store operation failed.
@@ -119,6 +124,10 @@ pub struct Options {
     pub linger: Duration,
     /// Cap on the database size; writes past it fail as "database or disk is full".
     pub max_db_bytes: Option<u64>,
+    /// The writer connection's page cache, in KiB.
+    pub cache_kib: u32,
+    /// WAL pages after which the writer checkpoints into the database file.
+    pub wal_checkpoint_pages: u32,
 }
 
 impl Default for Options {
@@ -129,6 +138,8 @@ impl Default for Options {
             queue_depth: 256,
             linger: Duration::ZERO,
             max_db_bytes: None,
+            cache_kib: 8192,
+            wal_checkpoint_pages: 4000,
         }
     }
 }
@@ -194,6 +205,15 @@ impl Store {
     fn writer_connection(&self) -> Result<Connection> {
         let conn = self.connect(false)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // Seven indexes per row: a page cache that holds their hot pages saves re-reads,
+        // and a longer WAL lets a page rewritten by several commits reach the database
+        // file once per checkpoint instead of once per commit.
+        conn.pragma_update(None, "cache_size", -i64::from(self.options.cache_kib))?;
+        conn.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            self.options.wal_checkpoint_pages,
+        )?;
         if let Some(bytes) = self.options.max_db_bytes {
             let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
             let pages = i64::try_from(bytes).unwrap_or(i64::MAX) / page.max(1);

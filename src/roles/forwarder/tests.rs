@@ -1,0 +1,144 @@
+//! The tailer against real files: rename and copytruncate rotation, restarts.
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use super::tail::Tailer;
+use crate::store::Offsets;
+
+fn append(path: &Path, text: &str) {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open");
+    f.write_all(text.as_bytes()).expect("write");
+}
+
+fn tailer(dir: &Path, log: &Path) -> Tailer {
+    let offsets = Offsets::open(&dir.join("forwarder.db")).expect("offsets");
+    Tailer::open(&[log.to_path_buf()], offsets, 1 << 20, 1000, Duration::ZERO).expect("tailer")
+}
+
+/// Reads everything available: (source, seq, line).
+fn read_all(t: &mut Tailer) -> Vec<(String, u64, String)> {
+    let lines = t.read(1000);
+    lines
+        .into_iter()
+        .map(|(f, s, l)| {
+            let source = t
+                .stream_mut(f, s)
+                .map(|x| x.source.clone())
+                .unwrap_or_default();
+            (
+                source,
+                l.seq,
+                String::from_utf8_lossy(&l.bytes).into_owned(),
+            )
+        })
+        .collect()
+}
+
+fn ack_all(t: &mut Tailer) {
+    for stream in t.streams_mut() {
+        if let Some(last) = stream.inflight.back().map(|l| l.seq) {
+            stream.ack(last);
+        }
+    }
+    t.persist().expect("persist");
+}
+
+fn lines(got: &[(String, u64, String)]) -> Vec<&str> {
+    got.iter().map(|(_, _, l)| l.as_str()).collect()
+}
+
+#[test]
+fn rename_rotation_finishes_the_old_file_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("decnet.log");
+    append(&log, "a1\na2\n");
+    let mut t = tailer(dir.path(), &log);
+    t.poll().expect("poll");
+    let first = read_all(&mut t);
+    assert_eq!(lines(&first), ["a1", "a2"]);
+    assert_eq!((first[0].1, first[1].1), (1, 2));
+
+    fs::rename(&log, dir.path().join("decnet.log.1")).expect("rename");
+    append(&dir.path().join("decnet.log.1"), "a3\nunterminated");
+    append(&log, "b1\n");
+    t.poll().expect("poll");
+    let second = read_all(&mut t);
+    assert_eq!(lines(&second), ["a3", "unterminated", "b1"]);
+    assert_eq!(second[0].0, first[0].0, "the old file keeps its source");
+    assert_ne!(second[2].0, first[0].0, "the new file gets a new source");
+    assert_eq!((second[1].1, second[2].1), (4, 1));
+    ack_all(&mut t);
+    drop(t);
+
+    // After a restart only the new file is followed, from where it was acknowledged.
+    append(&log, "b2\n");
+    let mut t = tailer(dir.path(), &log);
+    t.poll().expect("poll");
+    let third = read_all(&mut t);
+    assert_eq!(lines(&third), ["b2"]);
+    assert_eq!((third[0].0.clone(), third[0].1), (second[2].0.clone(), 2));
+}
+
+#[test]
+fn truncation_is_seen_even_when_the_file_regrew() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("decnet.log");
+    append(&log, "one\ntwo\n");
+    let mut t = tailer(dir.path(), &log);
+    t.poll().expect("poll");
+    let before = read_all(&mut t);
+    ack_all(&mut t);
+
+    // copytruncate, then more bytes than were read before the next poll.
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .expect("open")
+        .set_len(0)
+        .expect("truncate");
+    append(&log, "three-is-longer\n");
+    t.poll().expect("poll");
+    let after = read_all(&mut t);
+    assert_eq!(lines(&after), ["three-is-longer"]);
+    assert_ne!(after[0].0, before[0].0, "a truncated file is a new source");
+    assert_eq!(after[0].1, 1);
+    ack_all(&mut t);
+    drop(t);
+
+    // The same while the forwarder is down: the saved signature no longer matches.
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .expect("open")
+        .set_len(0)
+        .expect("truncate");
+    append(&log, "four-is-much-longer-than-before\n");
+    let mut t = tailer(dir.path(), &log);
+    t.poll().expect("poll");
+    let restarted = read_all(&mut t);
+    assert_eq!(lines(&restarted), ["four-is-much-longer-than-before"]);
+    assert_eq!(restarted[0].1, 1);
+    assert_ne!(restarted[0].0, after[0].0);
+}
+
+#[test]
+fn lines_the_master_already_holds_are_not_sent_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("decnet.log");
+    append(&log, "l1\nl2\nl3\n");
+    let mut t = tailer(dir.path(), &log);
+    t.poll().expect("poll");
+    // WELCOME said seq 2 is committed.
+    for stream in t.streams_mut() {
+        stream.ack(2);
+    }
+    let got = read_all(&mut t);
+    assert_eq!(lines(&got), ["l3"]);
+    assert_eq!(got[0].1, 3);
+}

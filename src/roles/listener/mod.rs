@@ -1,0 +1,264 @@
+//! `decnet listener`: the master's syslog-over-TLS sink for worker forwarders.
+//!
+//! Shape: [`serve`] takes an already-bound `TcpListener`, a [`ListenerConfig`] and a
+//! shutdown token; [`run`] binds `host:port` from the configuration and serves until
+//! SIGINT/SIGTERM. Each accepted connection runs in its own task ([`conn`]).
+//!
+//! Who may send (spec README "Security", swarm #20): the TLS server demands a client
+//! certificate chaining to the decnet CA; the certificate's CN is the provenance, and the
+//! connection is kept only while the store's allow-list names that CN with exactly that
+//! certificate fingerprint. The check runs at accept and again every
+//! [`Settings::recheck`] (10 s by default, the spec allows 30 s) on live connections, so
+//! removing a worker or changing its pin stops its lines without a restart. The HOSTNAME
+//! inside a line is attacker-influenced and never used for provenance.
+//!
+//! What is stored: every line, parsed or not. A line that is not RFC 5424 is kept as an
+//! event of type [`UNPARSED_EVENT`] holding the raw text (invalid UTF-8 decoded lossily),
+//! so nothing a worker ships is dropped. With `raw_log` set, every received line is also
+//! appended to that forensic file (at-least-once: a re-sent line appears again there).
+//!
+//! What is acknowledged: only what [`Writer::write`](crate::store::Writer::write) has
+//! committed. If the store cannot commit (full disk, read-only database) the connection
+//! is closed without an acknowledgement, and forwarders retry with backoff. After each
+//! committed batch a `system.log` event goes on the bus, fire-and-forget.
+//!
+//! Bounds: [`Settings::max_connections`] concurrent connections, a TLS handshake timeout,
+//! a frame cap ([`Settings::max_frame`]), a deadline for finishing a started frame
+//! ([`Settings::frame_timeout`]) and an idle limit, and at most [`Settings::max_pending`]
+//! lines buffered per connection while a commit runs (then reading pauses and TCP pushes
+//! back). Plain TCP without TLS ([`ListenerConfig::tls`] `None`) exists only for interop
+//! tests with rsyslog and is refused on anything but loopback by the CLI.
+mod conn;
+mod gate;
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::bus::Bus;
+use crate::store::{self, Store};
+
+/// Event type given to lines that are not RFC 5424; the line is kept as `raw_line`.
+pub const UNPARSED_EVENT: &str = "unparsed";
+
+/// Why the listener cannot run.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// The store cannot be opened or its writer started.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// The forensic file cannot be opened.
+    #[error("{path}: cannot open the raw log: {source}")]
+    RawLog {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// Binding the port or installing signal handlers failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: io::Error,
+    },
+}
+
+/// Tunables; the defaults are what `decnet listener` uses.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Connections served at once; further peers wait in the accept queue.
+    pub max_connections: usize,
+    /// Time a peer has to complete the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// Time a peer has to finish a frame it started.
+    pub frame_timeout: Duration,
+    /// Time a connection may stay silent (forwarders ping every 30 s when idle).
+    pub idle_timeout: Duration,
+    /// How often live connections are checked against the allow-list again.
+    pub recheck: Duration,
+    /// Largest frame payload.
+    pub max_frame: usize,
+    /// Lines one connection may buffer while its previous batch commits.
+    pub max_pending: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            max_connections: 256,
+            handshake_timeout: Duration::from_secs(10),
+            frame_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            recheck: Duration::from_secs(10),
+            max_frame: crate::syslog::DEFAULT_MAX_FRAME,
+            max_pending: 8192,
+        }
+    }
+}
+
+/// Everything [`serve`] needs besides the socket.
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    /// The master's store (events, watermarks, allow-list).
+    pub store: Store,
+    /// The mTLS server configuration; `None` serves plain TCP (interop tests only).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Provenance of plain-TCP peers (there is no certificate to take it from).
+    pub plain_worker: String,
+    /// Optional forensic file every received line is appended to.
+    pub raw_log: Option<PathBuf>,
+    /// Where `system.log` is published after each commit.
+    pub bus: Arc<dyn Bus>,
+    /// Bounds and timers.
+    pub settings: Settings,
+}
+
+/// The append-only forensic file, shared by every connection.
+#[derive(Debug)]
+pub(crate) struct RawLog(Mutex<BufWriter<File>>);
+
+impl RawLog {
+    fn open(path: &Path) -> Result<Self, Error> {
+        let err = |source| Error::RawLog {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(err)?;
+        Ok(Self(Mutex::new(BufWriter::new(file))))
+    }
+
+    /// Appends `lines`, one per line, and flushes; failures are logged, never fatal.
+    pub(crate) fn append<'a>(&self, lines: impl Iterator<Item = &'a [u8]>) {
+        use std::io::Write;
+        let Ok(mut out) = self.0.lock() else {
+            return;
+        };
+        let result = lines
+            .into_iter()
+            .try_for_each(|line| out.write_all(line).and_then(|()| out.write_all(b"\n")))
+            .and_then(|()| out.flush());
+        if let Err(err) = result {
+            tracing::warn!("raw log write failed: {err}");
+        }
+    }
+}
+
+/// State shared by the connection tasks.
+struct Shared {
+    config: ListenerConfig,
+    acceptor: Option<TlsAcceptor>,
+    gate: gate::Gate,
+    writer: store::Writer,
+    raw: Option<RawLog>,
+}
+
+/// Serves `listener` until `shutdown` is cancelled, then drains connections (5 s grace).
+pub async fn serve(
+    listener: TcpListener,
+    config: ListenerConfig,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let (writer, writer_task) = config.store.spawn_writer()?;
+    let raw = config.raw_log.as_deref().map(RawLog::open).transpose()?;
+    let shared = Arc::new(Shared {
+        acceptor: config.tls.clone().map(TlsAcceptor::from),
+        gate: gate::Gate::new(&config.store)?,
+        writer,
+        raw,
+        config,
+    });
+    let limit = Arc::new(Semaphore::new(
+        shared.config.settings.max_connections.max(1),
+    ));
+    let tracker = TaskTracker::new();
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            permit = limit.clone().acquire_owned() => permit,
+        };
+        let Ok(permit) = permit else {
+            break;
+        };
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    tracing::warn!("accept failed: {err}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let shared = shared.clone();
+        let stop = shutdown.clone();
+        tracker.spawn(async move {
+            conn::handle(shared, tcp, peer, stop).await;
+            drop(permit);
+        });
+    }
+    tracker.close();
+    if tokio::time::timeout(Duration::from_secs(5), tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the grace period; closing them");
+    }
+    drop(shared);
+    let _ = writer_task.await;
+    Ok(())
+}
+
+/// Binds `addr` and serves until SIGINT or SIGTERM.
+pub async fn run(addr: SocketAddr, config: ListenerConfig) -> Result<(), Error> {
+    let listener = TcpListener::bind(addr).await.map_err(|source| Error::Io {
+        what: format!("cannot listen on {addr}"),
+        source,
+    })?;
+    let shutdown = CancellationToken::new();
+    let mut term = signal(SignalKind::terminate()).map_err(|source| Error::Io {
+        what: "installing the SIGTERM handler".into(),
+        source,
+    })?;
+    let stopper = shutdown.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        stopper.cancel();
+    });
+    let mode = if config.tls.is_some() {
+        "mTLS"
+    } else {
+        "plain TCP (interop test mode)"
+    };
+    tracing::info!(
+        %addr,
+        mode,
+        db = %config.store.path().display(),
+        "log listener ready"
+    );
+    serve(listener, config, shutdown).await
+}
