@@ -23,6 +23,7 @@
 //! - [`store`]: the SQLite store: migrations, the `logs` table, the batching writer task.
 //! - [`logship`]: the forwarder ↔ listener envelope that makes log delivery exactly-once.
 //! - [`roles`]: one module per long-running role.
+//! - [`signals`]: SIGTERM / Ctrl-C as a shutdown token for every role.
 #![forbid(unsafe_code)]
 
 pub mod bus;
@@ -38,6 +39,7 @@ pub mod logship;
 pub mod model;
 pub mod pki;
 pub mod roles;
+pub mod signals;
 pub mod store;
 pub mod syslog;
 pub mod tls;

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 
@@ -26,17 +25,8 @@ pub fn run(args: CollectArgs, config: &Config) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let shutdown = CancellationToken::new();
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("installing the SIGTERM handler")?;
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            stop.cancel();
-        });
+        let shutdown =
+            crate::signals::shutdown_on_signals().context("installing the SIGTERM handler")?;
         let stats = crate::collector::run(config, args.log_file, shutdown).await?;
         tracing::info!(
             lines = stats.lines,

@@ -10,8 +10,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use tokio::signal::unix::{SignalKind, signal};
-use tokio_util::sync::CancellationToken;
 
 use super::CliError;
 use crate::config::Config;
@@ -118,16 +116,8 @@ pub fn run(args: ForwarderArgs, config: &Config) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let shutdown = CancellationToken::new();
-        let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-        let stopper = shutdown.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            stopper.cancel();
-        });
+        let shutdown =
+            crate::signals::shutdown_on_signals().context("installing the SIGTERM handler")?;
         tracing::info!(
             master = %fwd.master_host,
             port = fwd.master_port,

@@ -15,7 +15,6 @@ use std::path::Path;
 
 use nix::unistd::{Group, chown};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Broker, BrokerSettings, Error};
@@ -85,19 +84,10 @@ pub async fn serve(listener: UnixListener, config: &Config, shutdown: Cancellati
 pub async fn run(config: &Config) -> Result<(), Error> {
     let path = &config.bus.socket;
     let listener = bind(path, &config.bus.group).await?;
-    let shutdown = CancellationToken::new();
-    let mut term = signal(SignalKind::terminate()).map_err(|source| Error::Io {
+    let shutdown = crate::signals::shutdown_on_signals().map_err(|source| Error::Io {
         path: path.clone(),
         source,
     })?;
-    let stopper = shutdown.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        stopper.cancel();
-    });
     tracing::info!(socket = %path.display(), "bus broker listening");
     serve(listener, config, shutdown).await;
     match fs::remove_file(path) {

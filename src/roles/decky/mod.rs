@@ -80,17 +80,7 @@ pub fn run(mode: Mode, node: String) -> Result<(), Error> {
         .build()
         .map_err(Error::Runtime)?;
     rt.block_on(async move {
-        let shutdown = CancellationToken::new();
-        let stop = shutdown.clone();
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(Error::Runtime)?;
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            stop.cancel();
-        });
+        let shutdown = crate::signals::shutdown_on_signals().map_err(Error::Runtime)?;
         match mode {
             Mode::Idle => {
                 shutdown.cancelled().await;

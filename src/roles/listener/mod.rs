@@ -40,7 +40,6 @@ use std::time::Duration;
 
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -236,19 +235,10 @@ pub async fn run(addr: SocketAddr, config: ListenerConfig) -> Result<(), Error> 
         what: format!("cannot listen on {addr}"),
         source,
     })?;
-    let shutdown = CancellationToken::new();
-    let mut term = signal(SignalKind::terminate()).map_err(|source| Error::Io {
+    let shutdown = crate::signals::shutdown_on_signals().map_err(|source| Error::Io {
         what: "installing the SIGTERM handler".into(),
         source,
     })?;
-    let stopper = shutdown.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        stopper.cancel();
-    });
     let mode = if config.tls.is_some() {
         "mTLS"
     } else {
