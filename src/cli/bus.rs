@@ -5,6 +5,7 @@
 //! PATTERN` prints each matching envelope as one JSON line on stdout until Ctrl-C (or
 //! `--count` events). `sub` says "subscribed to …" on stderr once the broker has the
 //! subscription, so scripts can wait for that line before publishing.
+use super::Flavor;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
@@ -55,10 +56,7 @@ pub fn run(args: BusArgs, config: &Config, out: &mut impl Write) -> anyhow::Resu
     if let Some(socket) = args.socket {
         config.bus.socket = socket;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::runtime(Flavor::Multi)?;
     match args.command.unwrap_or(BusCommand::Serve) {
         BusCommand::Serve => runtime.block_on(crate::roles::bus::run(&config))?,
         BusCommand::Pub {

@@ -2,6 +2,7 @@
 //!
 //! Runs until SIGTERM or Ctrl-C, then writes what it has read and saves the read positions,
 //! so the next start goes on from there.
+use super::Flavor;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -20,10 +21,7 @@ pub struct CollectArgs {
 
 /// Runs the collector until a termination signal.
 pub fn run(args: CollectArgs, config: &Config) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::runtime(Flavor::Multi)?;
     runtime.block_on(async {
         let shutdown =
             crate::signals::shutdown_on_signals().context("installing the SIGTERM handler")?;

@@ -5,6 +5,7 @@
 //! repeating it. Every check that needs no Docker (INI, catalogue names, addresses, the
 //! parent interface, `CAP_NET_ADMIN`) runs first; `--dry-run` stops after them and prints
 //! the exact plan (and writes a compose file with `--compose`).
+use super::Flavor;
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -214,10 +215,7 @@ pub fn run(args: DeployArgs, config: &Config, out: &mut impl Write) -> anyhow::R
         return Ok(());
     }
     deploy::preflight(&req, &host)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::runtime(Flavor::Current)?;
     runtime.block_on(async {
         let started = tokio::time::Instant::now();
         let engine = Engine::connect(config.docker_host.as_deref()).await?;

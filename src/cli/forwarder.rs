@@ -5,6 +5,7 @@
 //! `$DECNET_AGENT_LOG_FILE` (swarm #14: ship both), bundle and `forwarder.db` in
 //! `$DECNET_AGENT_DIR`. Exit 2 without a master host, without a worker bundle, or with
 //! no file to ship.
+use super::Flavor;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -111,10 +112,7 @@ pub fn run(args: ForwarderArgs, config: &Config) -> anyhow::Result<()> {
         verify_hostname: config.verify_hostname,
         settings,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::runtime(Flavor::Current)?;
     runtime.block_on(async move {
         let shutdown =
             crate::signals::shutdown_on_signals().context("installing the SIGTERM handler")?;

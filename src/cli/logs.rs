@@ -5,11 +5,11 @@
 //! costs one indexed query); `--json` prints one JSON object per line. `count` prints
 //! how many events are stored; with `--at-least N` it first waits until there are N
 //! (scripts and the benchmark use it).
+use super::Flavor;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::config::Config;
@@ -74,10 +74,7 @@ pub fn run(args: LogsArgs, config: &Config, out: &mut impl Write) -> anyhow::Res
             json,
         } => {
             let mut cursor = (reader.last_log_id()? - i64::from(lines)).max(0);
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
+            let runtime = super::runtime(Flavor::Current)?;
             loop {
                 let batch = reader.logs_after(cursor, 1000)?;
                 for log in &batch {
@@ -109,10 +106,7 @@ pub fn run(args: LogsArgs, config: &Config, out: &mut impl Write) -> anyhow::Res
 /// Polls every 50 ms until `target` events are stored. The newest id is the cheap
 /// progress signal (one index probe); the exact count is taken only once it is reached.
 fn wait_for(reader: &Reader, target: u64, limit: Duration) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::runtime(Flavor::Current)?;
     runtime.block_on(async {
         let deadline = tokio::time::Instant::now() + limit;
         loop {

@@ -156,6 +156,27 @@ impl Command {
     }
 }
 
+/// Which Tokio scheduler a command runs on.
+#[derive(Debug, Clone, Copy)]
+enum Flavor {
+    /// One thread: operator commands and small roles.
+    Current,
+    /// A worker per core: roles that serve many connections.
+    Multi,
+}
+
+/// The async runtime of a command, with I/O and timers enabled.
+fn runtime(flavor: Flavor) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = match flavor {
+        Flavor::Current => tokio::runtime::Builder::new_current_thread(),
+        Flavor::Multi => tokio::runtime::Builder::new_multi_thread(),
+    };
+    builder
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 /// Parses `args` (argv[0] included) and runs the chosen role or command.
 pub fn run(args: Vec<OsString>) -> anyhow::Result<()> {
     let cli = match Cli::try_parse_from(normalize(args)) {

@@ -1,8 +1,8 @@
 //! `decnet status [--json]`: every deployed decky with its address, MAC, services and
 //! whether it is `up` (base and every service running) or `degraded`.
+use super::Flavor;
 use std::io::Write;
 
-use anyhow::Context;
 use clap::Args;
 
 use super::catalog::table;
@@ -28,10 +28,7 @@ pub fn run(args: &StatusArgs, config: &Config, out: &mut impl Write) -> anyhow::
         }
         return Ok(());
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::runtime(Flavor::Current)?;
     let rows = runtime.block_on(async {
         let engine = Engine::connect(config.docker_host.as_deref()).await?;
         teardown::status(&engine, &state).await

@@ -1,8 +1,8 @@
 //! `decnet teardown NAME | --all`: removes one decky (base and services, pruned from the
 //! state file) or the whole fleet (containers, hairpin link, network, state file).
+use super::Flavor;
 use std::io::Write;
 
-use anyhow::Context;
 use clap::Args;
 
 use super::CliError;
@@ -37,10 +37,7 @@ pub fn run(args: TeardownArgs, config: &Config, out: &mut impl Write) -> anyhow:
         }
     };
     let state_path = state::path_in(&config.home);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::runtime(Flavor::Current)?;
     runtime.block_on(async {
         let started = tokio::time::Instant::now();
         let engine = Engine::connect(config.docker_host.as_deref()).await?;
