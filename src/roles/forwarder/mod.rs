@@ -39,6 +39,7 @@
 //! `--insecure-tcp` drops TLS altogether; it exists for interop tests with receivers
 //! that have no TLS module, never for production links.
 mod ledger;
+mod link;
 mod tail;
 #[cfg(test)]
 mod tests;
@@ -55,13 +56,14 @@ use tokio_util::bytes::BytesMut;
 use tokio_util::codec::{Encoder, FramedRead};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, PinOrigin};
+use crate::config;
 use crate::logship::{self, Downstream, Hello, Upstream};
 use crate::pki::{self, Bundle, Fingerprint, MASTER_CN};
 use crate::store::{self, Offsets};
 use crate::syslog::OctetCodec;
-use crate::tls::{self, ClientOptions, PeerIdentity};
+use crate::tls::{self, ClientOptions};
 use ledger::Ledger;
+use link::Link;
 
 /// Why the forwarder stopped, or why one connection ended.
 #[derive(Debug, Error)]
@@ -193,29 +195,18 @@ pub async fn run(config: ForwarderConfig, shutdown: CancellationToken) -> Result
     while !shutdown.is_cancelled() {
         let mut accepted = false;
         let outcome = match connect(&config).await {
-            Ok(Transport::Tls(stream, pin)) => match tls::peer_identity(stream.get_ref().1) {
-                Ok(peer) => {
-                    let link = Link {
-                        peer: Some(peer),
-                        pin,
-                    };
-                    pump(
-                        *stream,
-                        &mut tailer,
-                        &config,
-                        &link,
-                        &shutdown,
-                        &mut accepted,
-                    )
-                    .await
-                }
-                Err(err) => Err(err.into()),
-            },
-            Ok(Transport::Plain(stream)) => {
-                let link = Link {
-                    peer: None,
-                    pin: None,
-                };
+            Ok((Transport::Tls(stream), link)) => {
+                pump(
+                    stream,
+                    &mut tailer,
+                    &config,
+                    &link,
+                    &shutdown,
+                    &mut accepted,
+                )
+                .await
+            }
+            Ok((Transport::Plain(stream), link)) => {
                 pump(
                     stream,
                     &mut tailer,
@@ -263,56 +254,11 @@ pub async fn run(config: ForwarderConfig, shutdown: CancellationToken) -> Result
 }
 
 enum Transport {
-    /// TLS to the verified master identity, with the pin that was applied.
-    Tls(
-        Box<tokio_rustls::client::TlsStream<TcpStream>>,
-        Option<(Fingerprint, PinOrigin)>,
-    ),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
     Plain(TcpStream),
 }
 
-/// Who is on the other end of one connection, for its log lines.
-struct Link {
-    /// The verified peer (`None` without TLS).
-    peer: Option<PeerIdentity>,
-    /// The pin the handshake applied, and where it came from.
-    pin: Option<(Fingerprint, PinOrigin)>,
-}
-
-impl Link {
-    fn log_connected(&self, master: &str) {
-        let peer = self.peer.as_ref();
-        let cn = peer.map_or("-", |p| p.cn.as_str());
-        let fingerprint = peer.map(|p| p.fingerprint.to_string());
-        match &self.pin {
-            Some((_, origin)) => {
-                tracing::info!(%master, cn, ?fingerprint, pin_from = %origin, "connected; shipping");
-            }
-            None if peer.is_some() => tracing::warn!(
-                %master,
-                cn,
-                ?fingerprint,
-                "connected; shipping, but no master fingerprint is known (no --master-fingerprint, \
-                 DECNET_MASTER_FINGERPRINT or master.fingerprint in the bundle): only the identity was checked"
-            ),
-            None => tracing::info!(%master, "connected without TLS; shipping"),
-        }
-    }
-
-    fn violation(&self, reason: String) -> Error {
-        let (cn, fingerprint) = match &self.peer {
-            Some(p) => (p.cn.clone(), p.fingerprint.to_string()),
-            None => ("-".into(), "-".into()),
-        };
-        Error::Violation {
-            cn,
-            fingerprint,
-            reason,
-        }
-    }
-}
-
-async fn connect(config: &ForwarderConfig) -> Result<Transport, Error> {
+async fn connect(config: &ForwarderConfig) -> Result<(Transport, Link), Error> {
     let limit = config.settings.connect_timeout;
     let addr = (config.master_host.as_str(), config.master_port);
     let tcp = timeout(limit, TcpStream::connect(addr))
@@ -320,7 +266,11 @@ async fn connect(config: &ForwarderConfig) -> Result<Transport, Error> {
         .map_err(|_| Error::Timeout(limit))??;
     tcp.set_nodelay(true)?;
     if !config.tls {
-        return Ok(Transport::Plain(tcp));
+        let link = Link {
+            peer: None,
+            pin: None,
+        };
+        return Ok((Transport::Plain(tcp), link));
     }
     // Re-read on every attempt: a renewed certificate or pin takes effect without a restart.
     let bundle = Bundle::load(&config.agent_dir, "worker")?;
@@ -346,7 +296,11 @@ async fn connect(config: &ForwarderConfig) -> Result<Transport, Error> {
                 tracing::warn!(pin_from = %origin, "the master's certificate is not the pinned one");
             }
         })?;
-    Ok(Transport::Tls(Box::new(stream), pin))
+    let link = Link {
+        peer: Some(tls::peer_identity(stream.get_ref().1)?),
+        pin,
+    };
+    Ok((Transport::Tls(Box::new(stream)), link))
 }
 
 /// Frames on their way to the master, written in one go.
