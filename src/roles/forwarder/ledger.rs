@@ -17,6 +17,13 @@
 //! lines the file holds can still make the forwarder skip them: that is the price of
 //! WELCOME (resuming after a lost acknowledgement), and why the master's identity and pin
 //! are checked before any of this.
+//!
+//! One honest listener race trips the rule too: the store's watermark is the highest
+//! committed line of a source over every connection, so when a dead connection's last
+//! batch commits after this connection's WELCOME (a forwarder restarted within
+//! milliseconds of its predecessor's death), an acknowledgement can run ahead of what this
+//! connection sent. The forwarder then reconnects once and the next WELCOME carries that
+//! mark, checked against the file: one reconnect, nothing lost or repeated.
 
 /// Per source index: the highest seq the listener may acknowledge.
 #[derive(Debug, Default)]
