@@ -4,10 +4,17 @@
 //! - **Only decnet peers**: servers require a client certificate chaining to the decnet CA
 //!   ([`server_config`]); clients trust only the decnet CA, never system roots
 //!   ([`client_config`]).
+//! - **The right role**: a client that knows whom it is calling (the forwarder calls the
+//!   master, CN `decnet-master`) sets [`ClientOptions::identity`] and refuses a server with
+//!   another CN, with the distinct [`Error::WrongIdentity`]. Every leaf that may serve carries
+//!   serverAuth, so without this check a worker's own certificate could stand in for the
+//!   master.
 //! - **Exactly this peer**: when the caller knows the server's fingerprint, the client
-//!   refuses any other certificate, even one from the decnet CA, with the distinct
-//!   [`Error::PinMismatch`]. Servers read the client's fingerprint with [`peer_identity`]
-//!   and compare it against the store themselves.
+//!   refuses any other certificate, even one from the decnet CA with the right CN, with the
+//!   distinct [`Error::PinMismatch`]. The identity is checked before the pin, so a worker's
+//!   certificate is reported as the wrong identity whether or not a pin is set. Servers read
+//!   the client's fingerprint with [`peer_identity`] and compare it against the store
+//!   themselves.
 //! - **Hostname checks are optional** (`DECNET_VERIFY_HOSTNAME=1`): workers are reached by
 //!   addresses that certificates issued at enrollment may not list, and the pin is the
 //!   stronger check. Chain and validity dates are always verified.
@@ -38,6 +45,9 @@ pub enum Error {
     /// The server presented a valid decnet certificate, but not the pinned one.
     #[error(transparent)]
     PinMismatch(#[from] PinMismatch),
+    /// The server presented a valid decnet certificate issued to another identity.
+    #[error(transparent)]
+    WrongIdentity(#[from] WrongIdentity),
     /// The bundle cannot be turned into a TLS configuration.
     #[error("unusable TLS identity: {0}")]
     Config(String),
@@ -68,6 +78,28 @@ impl fmt::Display for PinMismatch {
     }
 }
 
+/// The server's certificate is valid but names another identity than the one expected.
+#[derive(Debug, Clone, Error)]
+pub struct WrongIdentity {
+    /// The CN the client requires (`decnet-master` for the log link).
+    pub expected: String,
+    /// The CN the server's certificate carries.
+    pub got: String,
+    /// The presented certificate's fingerprint, for the operator's log.
+    pub fingerprint: Fingerprint,
+}
+
+impl fmt::Display for WrongIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "wrong server identity: expected CN {:?}, got CN {:?} (fingerprint {}): \
+             another decnet host's certificate stands at this address",
+            self.expected, self.got, self.fingerprint
+        )
+    }
+}
+
 /// Who is on the other end of an accepted or established connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerIdentity {
@@ -80,6 +112,8 @@ pub struct PeerIdentity {
 /// How a client checks the server beyond the CA chain.
 #[derive(Debug, Clone, Default)]
 pub struct ClientOptions {
+    /// The server certificate's required CN (its role identity), when the caller knows it.
+    pub identity: Option<String>,
     /// The server certificate's expected fingerprint, when known.
     pub pin: Option<Fingerprint>,
     /// Also require the server name to match a SAN.
@@ -123,6 +157,7 @@ pub fn client_config(bundle: &Bundle, opts: &ClientOptions) -> Result<Arc<Client
     let verifier = PinnedVerifier {
         roots: roots(bundle)?,
         algs: provider.signature_verification_algorithms,
+        identity: opts.identity.clone(),
         pin: opts.pin.clone(),
         verify_hostname: opts.verify_hostname,
     };
@@ -139,11 +174,12 @@ pub fn client_config(bundle: &Bundle, opts: &ClientOptions) -> Result<Arc<Client
     Ok(Arc::new(config))
 }
 
-/// Verifies the chain to the decnet CA, then the pin, then (optionally) the name.
+/// Verifies the chain to the decnet CA, then the identity, the pin, and (optionally) the name.
 #[derive(Debug)]
 struct PinnedVerifier {
     roots: RootCertStore,
     algs: WebPkiSupportedAlgorithms,
+    identity: Option<String>,
     pin: Option<Fingerprint>,
     verify_hostname: bool,
 }
@@ -166,6 +202,22 @@ impl ServerCertVerifier for PinnedVerifier {
             now,
             self.algs.all,
         )?;
+        if let Some(expected) = &self.identity {
+            // Exact comparison: the CA refuses role names for hosts in any case, and a CN
+            // that merely resembles the role is not the role.
+            let got = crate::pki::cert_info(end_entity)
+                .map(|info| info.cn)
+                .unwrap_or_default();
+            if &got != expected {
+                return Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+                    OtherError(Arc::new(WrongIdentity {
+                        expected: expected.clone(),
+                        got,
+                        fingerprint: Fingerprint::of_der(end_entity),
+                    })),
+                )));
+            }
+        }
         if let Some(expected) = &self.pin {
             let actual = Fingerprint::of_der(end_entity);
             if &actual != expected {
@@ -215,7 +267,8 @@ fn server_name(host: &str) -> ServerName<'static> {
         .unwrap_or_else(|_| ServerName::try_from("decnet.invalid").expect("static name is valid"))
 }
 
-/// Runs the client handshake over `stream`, turning a pin failure into [`Error::PinMismatch`].
+/// Runs the client handshake over `stream`, turning a pin or identity failure into
+/// [`Error::PinMismatch`] or [`Error::WrongIdentity`].
 pub async fn connect<S>(
     config: Arc<ClientConfig>,
     host: &str,
@@ -261,21 +314,27 @@ pub fn peer_identity(conn: &rustls::CommonState) -> Result<PeerIdentity, Error> 
     })
 }
 
-/// Finds a [`PinMismatch`] inside the `io::Error` tokio-rustls wraps rustls errors in.
+/// Finds a [`PinMismatch`] or [`WrongIdentity`] inside the `io::Error` tokio-rustls wraps
+/// rustls errors in.
 fn handshake_error(err: io::Error) -> Error {
-    let mismatch = err
+    let other = err
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
         .and_then(|rustls_err| match rustls_err {
             rustls::Error::InvalidCertificate(CertificateError::Other(other)) => {
-                other.0.downcast_ref::<PinMismatch>().cloned()
+                Some(other.0.clone())
             }
             _ => None,
         });
-    match mismatch {
-        Some(m) => Error::PinMismatch(m),
-        None => Error::Handshake(err),
+    if let Some(other) = other {
+        if let Some(m) = other.downcast_ref::<PinMismatch>() {
+            return Error::PinMismatch(m.clone());
+        }
+        if let Some(w) = other.downcast_ref::<WrongIdentity>() {
+            return Error::WrongIdentity(w.clone());
+        }
     }
+    Error::Handshake(err)
 }
 
 #[cfg(test)]

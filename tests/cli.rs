@@ -171,6 +171,39 @@ fn pki_issue_writes_a_bundle_and_refuses_to_clobber_it() {
 }
 
 #[test]
+fn issuing_a_reserved_name_is_a_usage_error_with_the_reason() {
+    let dir = Dir::new();
+    assert_code(&run(dir.decnet().args(["pki", "init"])), 0);
+    for (kind, name) in [
+        ("worker", "decnet-master"),
+        ("worker", "swarmctl"),
+        ("worker", "updater@w1"),
+        ("updater", "decnet-master"),
+        ("worker", "DECNET-MASTER"),
+    ] {
+        let out = run(dir.decnet().args(["pki", "issue", kind, name]));
+        assert_code(&out, 2);
+        let err = stderr(&out);
+        assert!(
+            err.contains("reserved") && err.contains(name),
+            "{kind} {name}: {err}"
+        );
+    }
+    assert!(!dir.path().join("pki/workers/decnet-master").exists());
+    // A worker bundle names the master it will ship to.
+    let out = run(dir.decnet().args(["pki", "issue", "worker", "w1"]));
+    assert_code(&out, 0);
+    let pin = fs::read_to_string(dir.path().join("pki/workers/w1/master.fingerprint"))
+        .expect("master.fingerprint");
+    assert!(stdout(&out).contains(pin.trim()), "{}", stdout(&out));
+    let master = stdout(&run(dir
+        .decnet()
+        .args(["pki", "show"])
+        .arg(dir.path().join("pki/master/master.crt"))));
+    assert!(master.contains(pin.trim()), "{master}");
+}
+
+#[test]
 fn config_shows_resolved_values_and_masks_secrets() {
     let dir = Dir::new();
     let out = run(dir

@@ -96,6 +96,7 @@ async fn peers_from_one_ca_complete_the_handshake_and_know_each_other() {
     let master = p.layout.ensure_master().expect("master");
     let (port, srv) = server(&worker).await;
     let opts = ClientOptions {
+        identity: Some("w1".into()),
         pin: Some(worker.fingerprint().clone()),
         verify_hostname: false,
     };
@@ -150,7 +151,7 @@ async fn a_pin_mismatch_is_its_own_error() {
     let (port, _srv) = server(&swapped).await;
     let opts = ClientOptions {
         pin: Some(real.fingerprint().clone()),
-        verify_hostname: false,
+        ..ClientOptions::default()
     };
     match exchange(&client, &opts, "127.0.0.1", port).await {
         Err(Error::PinMismatch(m)) => {
@@ -158,6 +159,62 @@ async fn a_pin_mismatch_is_its_own_error() {
             assert_eq!(&m.actual, swapped.fingerprint());
         }
         other => panic!("expected a pin mismatch, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_server_of_another_identity_is_its_own_error_before_the_pin() {
+    let p = pki();
+    let client = issue(&p.ca, "w2");
+    let worker = issue(&p.ca, "w1");
+    let master = p.layout.ensure_master().expect("master");
+    // The identity is judged first: a worker's certificate is "wrong identity" whether
+    // or not a pin is set, and never a pin mismatch.
+    for pin in [None, Some(master.fingerprint().clone())] {
+        let (port, _srv) = server(&worker).await;
+        let opts = ClientOptions {
+            identity: Some(MASTER_CN.into()),
+            pin,
+            verify_hostname: false,
+        };
+        match exchange(&client, &opts, "127.0.0.1", port).await {
+            Err(Error::WrongIdentity(w)) => {
+                assert_eq!((w.expected.as_str(), w.got.as_str()), (MASTER_CN, "w1"));
+                assert_eq!(&w.fingerprint, worker.fingerprint());
+                assert!(w.to_string().contains("wrong server identity"), "{w}");
+            }
+            other => panic!("expected a wrong identity, got {other:?}"),
+        }
+    }
+    let (port, _srv) = server(&master).await;
+    let opts = ClientOptions {
+        identity: Some(MASTER_CN.into()),
+        pin: Some(master.fingerprint().clone()),
+        verify_hostname: false,
+    };
+    exchange(&client, &opts, "127.0.0.1", port)
+        .await
+        .expect("the real master identity is accepted");
+}
+
+#[tokio::test]
+async fn server_only_certificates_cannot_be_clients() {
+    let p = pki();
+    let updater = p
+        .layout
+        .issue_host(decnet::pki::Kind::Updater, "w1", &[], None, false)
+        .expect("updater")
+        .0;
+    let swarmctl = p.layout.ensure_server(&[]).expect("server");
+    for client in [updater, swarmctl] {
+        let (port, srv) = server(&issue(&p.ca, "w9")).await;
+        let res = exchange(&client, &ClientOptions::default(), "127.0.0.1", port).await;
+        assert!(res.is_err(), "{} was accepted as a client", client.cn());
+        let err = srv.await.expect("join").expect_err("server must refuse");
+        assert!(
+            err.to_string().contains("invalid peer certificate"),
+            "{err}"
+        );
     }
 }
 
@@ -188,8 +245,8 @@ async fn hostname_checks_only_when_asked() {
     let p = pki();
     let client = issue(&p.ca, MASTER_CN);
     let strict = ClientOptions {
-        pin: None,
         verify_hostname: true,
+        ..ClientOptions::default()
     };
     let (port, _srv) = server(&issue(&p.ca, "w1")).await;
     let err = exchange(&client, &strict, "not-w1.example", port)

@@ -95,6 +95,86 @@ fn updater_identity_is_named_after_its_worker() {
 }
 
 #[test]
+fn each_role_gets_only_the_key_usages_it_needs() {
+    let (_d, layout) = layout();
+    let (_, _) = layout.ensure_ca().expect("CA");
+    let ca_crt = layout.ca_dir().join("ca.crt");
+    let updater = layout
+        .issue_host(Kind::Updater, "w1", &[], None, false)
+        .expect("updater")
+        .1
+        .join("updater.crt");
+    layout.ensure_server(&[]).expect("server");
+    layout.ensure_master().expect("master");
+    let server = layout.bundle_dir(Kind::Server, "").join("server.crt");
+    let master = layout.bundle_dir(Kind::Master, "").join("master.crt");
+    let verifies = |cert: &std::path::Path, purpose: &str| {
+        Command::new("openssl")
+            .args(["verify", "-purpose", purpose, "-CAfile"])
+            .arg(&ca_crt)
+            .arg(cert)
+            .output()
+            .expect("openssl")
+            .status
+            .success()
+    };
+    for (cert, server_ok, client_ok) in [
+        (&updater, true, false),
+        (&server, true, false),
+        (&master, true, true),
+    ] {
+        assert_eq!(verifies(cert, "sslserver"), server_ok, "{}", cert.display());
+        assert_eq!(verifies(cert, "sslclient"), client_ok, "{}", cert.display());
+    }
+}
+
+#[test]
+fn reserved_names_are_refused_by_the_ca_whoever_asks() {
+    let (_d, layout) = layout();
+    let (ca, _) = layout.ensure_ca().expect("CA");
+    for name in ["decnet-master", "swarmctl", "Decnet-Master"] {
+        for kind in [Kind::Worker, Kind::Updater] {
+            let err = layout
+                .issue_host(kind, name, &[], None, false)
+                .expect_err(name);
+            assert!(
+                matches!(err, Error::ReservedName { .. }),
+                "{kind:?} {name}: {err:?}"
+            );
+        }
+    }
+    // The library entry point enforces it too, not just the command line.
+    let req = IssueRequest::new(decnet::pki::MASTER_CN, ["127.0.0.1"]).with_kind(Kind::Worker);
+    assert!(matches!(ca.issue(&req), Err(Error::ReservedName { .. })));
+    let req = IssueRequest::new("updater@w1", ["127.0.0.1"]).with_kind(Kind::Worker);
+    assert!(matches!(ca.issue(&req), Err(Error::ReservedName { .. })));
+}
+
+#[test]
+fn a_worker_bundle_carries_the_master_pin() {
+    let (d, layout) = layout();
+    layout.ensure_ca().expect("CA");
+    let out = d.path().join("agent");
+    let (_, dir) = layout
+        .issue_host(Kind::Worker, "w1", &[], Some(&out), false)
+        .expect("worker");
+    let master = layout
+        .ensure_master()
+        .expect("master, issued with the worker");
+    let pin = decnet::pki::read_master_pin(&dir).expect("readable");
+    assert_eq!(pin.as_ref(), Some(master.fingerprint()));
+    assert_eq!(
+        decnet::pki::read_master_pin(d.path()).expect("absent"),
+        None
+    );
+    fs::write(dir.join(decnet::pki::MASTER_PIN_FILE), "not a pin\n").expect("write");
+    assert!(
+        decnet::pki::read_master_pin(&dir).is_err(),
+        "a bad pin file is an error"
+    );
+}
+
+#[test]
 fn server_and_master_identities_are_stable_across_restarts() {
     let (_d, layout) = layout();
     let a = layout.ensure_server(&["192.0.2.1".into()]).expect("server");

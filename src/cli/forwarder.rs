@@ -4,7 +4,9 @@
 //! `$DECNET_SWARM_SYSLOG_PORT` (6514), files `$DECNET_INGEST_LOG_FILE` and
 //! `$DECNET_AGENT_LOG_FILE` (swarm #14: ship both), bundle and `forwarder.db` in
 //! `$DECNET_AGENT_DIR`. Exit 2 without a master host, without a worker bundle, or with
-//! no file to ship.
+//! no file to ship. The master's pin: `--master-fingerprint`, else
+//! `$DECNET_MASTER_FINGERPRINT`, else the bundle's `master.fingerprint`
+//! ([`crate::config::master_pin`]).
 use super::Flavor;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -47,7 +49,8 @@ pub struct ForwarderArgs {
     /// No TLS at all (interop tests only; lines travel in clear).
     #[arg(long)]
     insecure_tcp: bool,
-    /// Expected SHA-256 fingerprint of the listener's certificate.
+    /// Expected SHA-256 fingerprint of the master identity the listener serves with
+    /// (default: $DECNET_MASTER_FINGERPRINT, else master.fingerprint in the bundle).
     #[arg(long)]
     master_fingerprint: Option<Fingerprint>,
 }
@@ -108,7 +111,8 @@ pub fn run(args: ForwarderArgs, config: &Config) -> anyhow::Result<()> {
         agent_dir,
         plain: args.plain,
         tls: !args.insecure_tcp,
-        pin: args.master_fingerprint,
+        pin_flag: args.master_fingerprint,
+        pin_env: config.master_fingerprint.clone(),
         verify_hostname: config.verify_hostname,
         settings,
     };

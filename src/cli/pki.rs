@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 
 use super::CliError;
 use crate::config::Config;
-use crate::pki::{Bundle, CertInfo, Kind, Layout, cert_info, pem_to_der};
+use crate::pki::{self, Bundle, CertInfo, Kind, Layout, cert_info, pem_to_der, read_master_pin};
 
 /// Arguments of `decnet pki`.
 #[derive(Debug, Args)]
@@ -73,6 +73,9 @@ pub fn run(args: PkiArgs, config: &Config, out: &mut impl Write) -> anyhow::Resu
             writeln!(out, "issued {} certificate CN={}", kind.stem(), bundle.cn())?;
             writeln!(out, "bundle: {}", dir.display())?;
             writeln!(out, "fingerprint: {}", bundle.fingerprint())?;
+            if let Some(pin) = read_master_pin(&dir)?.filter(|_| kind == Kind::Worker) {
+                writeln!(out, "master fingerprint (pinned by its forwarder): {pin}")?;
+            }
         }
         PkiCommand::Show { path } => show(&path, out)?,
     }
@@ -94,7 +97,15 @@ fn issue(
                     format!("`pki issue {kind:?}` needs the worker name").to_lowercase(),
                 )
             })?;
-            Ok(layout.issue_host(kind, &name, sans, out_dir.as_deref(), force)?)
+            layout
+                .issue_host(kind, &name, sans, out_dir.as_deref(), force)
+                .map_err(|err| match err {
+                    // A reserved name is a usage error: exit 2 with the reason.
+                    pki::Error::ReservedName { .. } => {
+                        CliError::BadArguments(err.to_string()).into()
+                    }
+                    other => other.into(),
+                })
         }
         Kind::Master | Kind::Server => {
             if name.is_some() || out_dir.is_some() {

@@ -40,6 +40,8 @@ pub const API_PORT: &str = "DECNET_API_PORT";
 pub const WEB_PORT: &str = "DECNET_WEB_PORT";
 /// Address of the master, as workers reach it.
 pub const MASTER_HOST: &str = "DECNET_SWARM_MASTER_HOST";
+/// The master identity's fingerprint the forwarder pins (beats the bundle's, loses to the flag).
+pub const MASTER_FINGERPRINT: &str = "DECNET_MASTER_FINGERPRINT";
 /// Turn on TLS hostname verification on top of CA and fingerprint pinning.
 pub const VERIFY_HOSTNAME: &str = "DECNET_VERIFY_HOSTNAME";
 /// Bearer token the operator CLI presents to the master.
@@ -264,6 +266,9 @@ pub struct Config {
     pub collector: CollectorConfig,
     /// Master address for workers, if this host is a worker.
     pub master_host: Option<String>,
+    /// The master identity's pin from `DECNET_MASTER_FINGERPRINT` (see [`master_pin`] for
+    /// how it ranks against the flag and the bundle).
+    pub master_fingerprint: Option<Fingerprint>,
     /// Whether TLS clients also check the server name (off: the fingerprint pin is the check).
     pub verify_hostname: bool,
     /// Operator bearer token.
@@ -304,10 +309,14 @@ impl Config {
     }
 }
 
+mod pin;
 mod reader;
 
+pub use pin::{PinOrigin, master_pin};
 use reader::Reader;
 pub use reader::parse_bool;
+
+use crate::pki::Fingerprint;
 
 /// Parses and validates the configuration from `src`.
 pub fn parse<S: Source>(src: &S) -> Result<Config, ConfigError> {
@@ -363,6 +372,19 @@ pub fn parse<S: Source>(src: &S) -> Result<Config, ConfigError> {
         session_ttl: r.seconds(COLLECTOR_SESSION_AGG_TTL_SEC, 3600.0)?,
     };
     let master_host = r.text(MASTER_HOST);
+    let master_fingerprint = match r.text(MASTER_FINGERPRINT) {
+        None => None,
+        Some(v) => {
+            Some(
+                v.parse()
+                    .map_err(|e: crate::pki::FingerprintError| ConfigError::Invalid {
+                        key: MASTER_FINGERPRINT,
+                        value: v.clone(),
+                        reason: e.to_string(),
+                    })?,
+            )
+        }
+    };
     let verify_hostname = r.flag(VERIFY_HOSTNAME, false)?;
     let api_token = r.secret(API_TOKEN);
     let decky_binary = match r.raw(DECKY_BINARY) {
@@ -420,6 +442,7 @@ pub fn parse<S: Source>(src: &S) -> Result<Config, ConfigError> {
         bus,
         collector,
         master_host,
+        master_fingerprint,
         verify_hostname,
         api_token,
         decky_binary,

@@ -149,3 +149,15 @@ fn rust_log_wins_over_decnet_log_level() {
     assert_eq!(c.log_filter, "debug");
     assert!(c.verify_hostname);
 }
+
+#[test]
+fn the_master_fingerprint_is_validated_and_shown() {
+    let fp = crate::pki::Fingerprint::of_der(b"master");
+    let c = cfg(&[(MASTER_FINGERPRINT, &fp.to_string())]).expect("valid pin");
+    assert_eq!(c.master_fingerprint, Some(fp));
+    assert!(cfg(&[]).expect("defaults").master_fingerprint.is_none());
+    let err = cfg(&[(MASTER_FINGERPRINT, "abc")]).expect_err("short pin");
+    assert!(err.to_string().contains(MASTER_FINGERPRINT), "{err}");
+    let shown = cfg(&[]).expect("defaults");
+    assert!(shown.entries().iter().any(|e| e.key == MASTER_FINGERPRINT));
+}

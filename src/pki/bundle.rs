@@ -2,7 +2,8 @@
 //!
 //! Layout: `ca.crt` and `<stem>.crt` (0644) and `<stem>.key` (0600) in a 0700 directory,
 //! where the stem names the role of the identity (`worker`, `updater`, `master`, `server`),
-//! matching the original's file names so operators find what they expect.
+//! matching the original's file names so operators find what they expect. A worker bundle
+//! also holds [`MASTER_PIN_FILE`], the master identity's fingerprint its forwarder pins.
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,33 @@ use crate::fsutil;
 
 /// CA certificate file name inside every bundle.
 pub const CA_FILE: &str = "ca.crt";
+/// File of a worker bundle holding the master identity's fingerprint (one line).
+pub const MASTER_PIN_FILE: &str = "master.fingerprint";
+
+/// Writes the master identity's pin into the worker bundle in `dir` (0644: it is public).
+pub fn write_master_pin(dir: &Path, pin: &Fingerprint) -> Result<()> {
+    let path = dir.join(MASTER_PIN_FILE);
+    fsutil::write_atomic(&path, format!("{pin}\n").as_bytes(), 0o644).map_err(io_err(&path))
+}
+
+/// Reads the master identity's pin from the bundle in `dir`; `None` when the bundle has
+/// none (issued before pins were written). A file that is there but unreadable or not a
+/// fingerprint is an error, never silently "no pin".
+pub fn read_master_pin(dir: &Path) -> Result<Option<Fingerprint>> {
+    let path = dir.join(MASTER_PIN_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(source) if source.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(Error::Io { path, source }),
+    };
+    text.trim()
+        .parse()
+        .map(Some)
+        .map_err(|e: super::FingerprintError| Error::Malformed {
+            path,
+            reason: e.to_string(),
+        })
+}
 
 /// An identity ready for TLS: its certificate, key and the CA it chains to.
 #[derive(Clone)]

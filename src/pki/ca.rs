@@ -4,13 +4,16 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType, SerialNumber,
 };
 use ring::rand::{SecureRandom, SystemRandom};
 use time::{Duration, OffsetDateTime};
 
-use super::{Bundle, CA_CN, CA_DAYS, Error, Fingerprint, LEAF_DAYS, LEAF_OU, ORG, Result, io_err};
+use super::{
+    Bundle, CA_CN, CA_DAYS, Error, Fingerprint, Kind, LEAF_DAYS, LEAF_OU, ORG, Result, io_err,
+    roles,
+};
 use crate::fsutil;
 
 const CA_KEY: &str = "ca.key";
@@ -34,6 +37,8 @@ impl std::fmt::Debug for Ca {
 /// What a leaf certificate is issued for.
 #[derive(Debug, Clone)]
 pub struct IssueRequest {
+    /// The role: decides the key usages and which CNs are allowed ([`roles`]).
+    pub kind: Kind,
     /// Subject CN: the identity peers authorise by.
     pub cn: String,
     /// Requested SANs: each is an IP SAN if it parses as an address, else a DNS SAN.
@@ -43,13 +48,22 @@ pub struct IssueRequest {
 }
 
 impl IssueRequest {
-    /// A request with the standard validity.
+    /// A request with the standard validity, for the role its CN names (a host name is a
+    /// worker; see [`roles::role_of`]).
     pub fn new(cn: impl Into<String>, sans: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        let cn = cn.into();
         Self {
-            cn: cn.into(),
+            kind: roles::role_of(&cn).unwrap_or(Kind::Worker),
+            cn,
             sans: sans.into_iter().map(Into::into).collect(),
             validity: None,
         }
+    }
+
+    /// The same request for the role `kind`, which must own the CN or [`Ca::issue`] refuses.
+    pub fn with_kind(mut self, kind: Kind) -> Self {
+        self.kind = kind;
+        self
     }
 }
 
@@ -158,10 +172,11 @@ impl Ca {
 
     /// Issues a leaf certificate with a fresh key, as a bundle that also carries the CA.
     ///
-    /// One profile serves every identity: EKU serverAuth + clientAuth, because the same
-    /// certificate is an agent's server identity and its heartbeat/forwarder client identity.
-    /// The CN is always added as a DNS SAN when it is a valid DNS name; SANs are de-duplicated.
+    /// The key usages are the role's ([`roles`]); a CN that names another role than
+    /// `req.kind` is refused ([`Error::ReservedName`]), whoever calls. The CN is always
+    /// added as a DNS SAN when it is a valid DNS name; SANs are de-duplicated.
     pub fn issue(&self, req: &IssueRequest) -> Result<Bundle> {
+        roles::check_cn(req.kind, &req.cn)?;
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let mut params = CertificateParams::default();
         params.distinguished_name = dn(&[
@@ -179,10 +194,7 @@ impl Ca {
         params.is_ca = IsCa::ExplicitNoCa;
         // ECDSA keys sign; keyEncipherment (in the original's RSA profile) has no meaning here.
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
+        params.extended_key_usages = roles::usages(req.kind);
         params.use_authority_key_identifier_extension = true;
         params.subject_alt_names = san_set(&req.cn, &req.sans)?;
         let cert = params.signed_by(&key, &self.issuer)?;

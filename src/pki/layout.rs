@@ -5,7 +5,8 @@
 //! <pki>/master/{ca.crt, master.crt, master.key} CN decnet-master: client of agents and
 //!                                               updaters, server of the log listener
 //! <pki>/server/{ca.crt, server.crt, server.key} CN swarmctl: the controller's server cert
-//! <pki>/workers/<name>/{ca.crt, worker.*}       issued worker bundles, kept for replay
+//! <pki>/workers/<name>/{ca.crt, worker.*,       issued worker bundles, kept for replay,
+//!                        master.fingerprint}    with the pin of master/master.crt
 //! <pki>/workers/<name>/updater/{ca.crt, updater.*}
 //! ```
 //! The original split these between `~/.decnet/ca` and `/etc/decnet/ca` (swarm #12/#13);
@@ -85,7 +86,7 @@ impl Layout {
     pub fn ensure_master(&self) -> Result<Bundle> {
         self.ensure_stable(
             Kind::Master,
-            &IssueRequest::new(MASTER_CN, ["127.0.0.1", MASTER_CN]),
+            &IssueRequest::new(MASTER_CN, ["127.0.0.1", MASTER_CN]).with_kind(Kind::Master),
         )
     }
 
@@ -96,7 +97,10 @@ impl Layout {
     pub fn ensure_server(&self, sans: &[String]) -> Result<Bundle> {
         let mut all = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
         all.extend(sans.iter().cloned());
-        self.ensure_stable(Kind::Server, &IssueRequest::new(SWARMCTL_CN, all))
+        self.ensure_stable(
+            Kind::Server,
+            &IssueRequest::new(SWARMCTL_CN, all).with_kind(Kind::Server),
+        )
     }
 
     fn ensure_stable(&self, kind: Kind, req: &IssueRequest) -> Result<Bundle> {
@@ -117,6 +121,9 @@ impl Layout {
     ///
     /// Refuses to overwrite an existing bundle unless `force`: reissuing changes the
     /// fingerprint the master pins, which cuts the worker off until it gets the new bundle.
+    /// Refuses a `name` that is a role identity ([`Error::ReservedName`]). A worker bundle
+    /// also gets the master identity's pin (`master.fingerprint`), the identity being
+    /// issued first if the master has none yet.
     pub fn issue_host(
         &self,
         kind: Kind,
@@ -141,14 +148,23 @@ impl Layout {
         if !force && Bundle::exists(&dir, kind.stem()) {
             return Err(Error::Exists { path: dir });
         }
-        let bundle = ca.issue(&IssueRequest::new(cn, all))?;
+        let bundle = ca.issue(&IssueRequest::new(cn, all).with_kind(kind))?;
+        let master = match kind {
+            Kind::Worker => Some(self.ensure_master()?),
+            _ => None,
+        };
         bundle.write(&dir, kind.stem())?;
+        if let Some(master) = master {
+            super::write_master_pin(&dir, master.fingerprint())?;
+        }
         Ok((bundle, dir))
     }
 }
 
-/// Checks that `name` can be a worker name: it becomes a CN and a directory name.
+/// Checks that `name` can be a worker name: it becomes a CN and a directory name, and it
+/// must not be a role identity ([`super::roles::check_host_name`]).
 pub fn validate_name(name: &str) -> Result<()> {
+    super::roles::check_host_name(name)?;
     let bad = |reason| {
         Err(Error::InvalidName {
             name: name.to_owned(),

@@ -4,7 +4,13 @@
 //! Identities are told apart by certificate CN (`decnet-master`, `swarmctl`, `<worker>`,
 //! `updater@<worker>`), and each peer is additionally pinned by its [`Fingerprint`]: the
 //! lowercase hex SHA-256 of the certificate DER. Keys are ECDSA P-256 (fast handshakes);
-//! the CA lives 10 years and leaves 825 days, as in the original.
+//! the CA lives 10 years and leaves 825 days, as in the original. A CN is a claim to a
+//! role, so the CA refuses host names that are role identities and gives each role only
+//! the key usages it needs ([`roles`] has the table and the reasons).
+//!
+//! A worker bundle also carries `master.fingerprint` ([`MASTER_PIN_FILE`]): the pin of the
+//! master identity the log listener serves with, written when the bundle is issued, so a
+//! forwarder knows exactly which certificate is the master before its first connection.
 //!
 //! Private keys are written 0600 inside 0700 directories, atomically, and a bundle whose
 //! key is readable by group or others is refused at load time: a leaked worker key lets
@@ -13,8 +19,9 @@ mod bundle;
 mod ca;
 mod cert;
 mod layout;
+pub mod roles;
 
-pub use bundle::Bundle;
+pub use bundle::{Bundle, MASTER_PIN_FILE, read_master_pin, write_master_pin};
 pub use ca::{Ca, IssueRequest};
 pub use cert::{CertInfo, Fingerprint, FingerprintError, cert_info, pem_to_der};
 pub use layout::{Kind, Layout, validate_name};
@@ -88,6 +95,18 @@ pub enum Error {
         name: String,
         /// The rule it breaks.
         reason: &'static str,
+    },
+    /// A worker or updater name that is a role identity: such a certificate could pose as
+    /// that role.
+    #[error(
+        "the name {name:?} is reserved for {role}: a worker or updater certificate with it \
+         could pose as that role; pick another name"
+    )]
+    ReservedName {
+        /// The refused name.
+        name: String,
+        /// The role that owns it.
+        role: &'static str,
     },
     /// A bundle already exists where a new one would be written.
     #[error(

@@ -1,6 +1,7 @@
 //! The log-shipping link as an operator runs it: `decnet listener` and `decnet forwarder`
 //! as real processes over loopback mTLS, killed, restarted and rotated under them, with
 //! the store checked line by line at the end.
+mod auth;
 mod bad_input;
 mod chaos;
 mod revoke;

@@ -6,6 +6,17 @@
 //! of 1 s doubling to 30 s. The forwarder is a client only, so unlike the servers it
 //! takes no listener; tests point it at a listener on port 0.
 //!
+//! **Who the master is.** With TLS the listener must present the master identity: a
+//! certificate from the decnet CA with CN `decnet-master` ([`tls::Error::WrongIdentity`]
+//! otherwise), and, whenever a fingerprint is known, exactly the pinned one
+//! ([`tls::Error::PinMismatch`]). The pin is the first of `--master-fingerprint`,
+//! `DECNET_MASTER_FINGERPRINT` and the bundle's `master.fingerprint`
+//! ([`crate::config::master_pin`]); the bundle's file is re-read on every attempt with the
+//! certificate. Without any pin only the identity is checked, and the connection log says
+//! so. Either refusal happens in the handshake: nothing is sent, and the attempt is retried
+//! with the usual backoff. This holds in plain mode over TLS too: whoever receives the
+//! worker's logs over TLS holds the master identity.
+//!
 //! Files are followed by [`tail`] (rotation, truncation, positions). Per connection:
 //!
 //! - **decnet mode** (default): HELLO declaring the sources, WELCOME with the master's
@@ -15,7 +26,11 @@
 //!   is persisted only when the master acknowledges that its lines are committed
 //!   (see [`crate::logship`] for why that is exactly-once). Unacknowledged lines are kept
 //!   and re-sent after a reconnect. No acknowledgement for [`Settings::ack_timeout`]
-//!   while lines wait means a dead link: reconnect.
+//!   while lines wait means a dead link: reconnect. Watermarks and acknowledgements are
+//!   checked, never trusted ([`ledger`]): one that claims a line this connection did not
+//!   send (or, for a watermark, that the file does not hold) is a protocol violation,
+//!   logged with the peer's CN and fingerprint; the connection is dropped and no
+//!   position moves because of it.
 //! - **plain mode** (`--plain`, rsyslog and other RFC 5425 receivers): bare octet-counted
 //!   lines, and the position advances once a batch is flushed to the socket
 //!   (advance-after-drain, as the original): at-least-once at best, since bytes in
@@ -23,6 +38,8 @@
 //!
 //! `--insecure-tcp` drops TLS altogether; it exists for interop tests with receivers
 //! that have no TLS module, never for production links.
+mod ledger;
+mod link;
 mod tail;
 #[cfg(test)]
 mod tests;
@@ -39,11 +56,14 @@ use tokio_util::bytes::BytesMut;
 use tokio_util::codec::{Encoder, FramedRead};
 use tokio_util::sync::CancellationToken;
 
+use crate::config;
 use crate::logship::{self, Downstream, Hello, Upstream};
-use crate::pki::{self, Bundle, Fingerprint};
+use crate::pki::{self, Bundle, Fingerprint, MASTER_CN};
 use crate::store::{self, Offsets};
 use crate::syslog::OctetCodec;
 use crate::tls::{self, ClientOptions};
+use ledger::Ledger;
+use link::Link;
 
 /// Why the forwarder stopped, or why one connection ended.
 #[derive(Debug, Error)]
@@ -69,6 +89,20 @@ pub enum Error {
     /// The listener refused this worker.
     #[error("the master refused the connection: {0}")]
     Refused(String),
+    /// The listener claimed lines committed that this forwarder never sent, or that its
+    /// file does not hold: nothing is skipped because of it.
+    #[error(
+        "protocol violation by the master (CN {cn}, fingerprint {fingerprint}): {reason}; \
+         disconnected, no line marked shipped"
+    )]
+    Violation {
+        /// The peer certificate's CN (`-` without TLS).
+        cn: String,
+        /// The peer certificate's fingerprint (`-` without TLS).
+        fingerprint: String,
+        /// What it claimed.
+        reason: String,
+    },
     /// The listener went quiet.
     #[error("no answer from the master for {0:?}")]
     Timeout(Duration),
@@ -136,8 +170,10 @@ pub struct ForwarderConfig {
     pub plain: bool,
     /// Use TLS (off only for interop tests).
     pub tls: bool,
-    /// The listener certificate's expected fingerprint, if known.
-    pub pin: Option<Fingerprint>,
+    /// The master identity's fingerprint from `--master-fingerprint`, if given.
+    pub pin_flag: Option<Fingerprint>,
+    /// The master identity's fingerprint from `DECNET_MASTER_FINGERPRINT`, if set.
+    pub pin_env: Option<Fingerprint>,
     /// Check the master's name against its certificate too.
     pub verify_hostname: bool,
     /// Tunables.
@@ -159,11 +195,27 @@ pub async fn run(config: ForwarderConfig, shutdown: CancellationToken) -> Result
     while !shutdown.is_cancelled() {
         let mut accepted = false;
         let outcome = match connect(&config).await {
-            Ok(Transport::Tls(stream)) => {
-                pump(stream, &mut tailer, &config, &shutdown, &mut accepted).await
+            Ok((Transport::Tls(stream), link)) => {
+                pump(
+                    stream,
+                    &mut tailer,
+                    &config,
+                    &link,
+                    &shutdown,
+                    &mut accepted,
+                )
+                .await
             }
-            Ok(Transport::Plain(stream)) => {
-                pump(stream, &mut tailer, &config, &shutdown, &mut accepted).await
+            Ok((Transport::Plain(stream), link)) => {
+                pump(
+                    stream,
+                    &mut tailer,
+                    &config,
+                    &link,
+                    &shutdown,
+                    &mut accepted,
+                )
+                .await
             }
             Err(err) => Err(err),
         };
@@ -173,6 +225,14 @@ pub async fn run(config: ForwarderConfig, shutdown: CancellationToken) -> Result
         match outcome {
             Ok(()) => {}
             Err(Error::Store(err)) => return Err(Error::Store(err)),
+            Err(err @ Error::Violation { .. }) => {
+                tracing::error!(
+                    master = %config.master_host,
+                    port = config.master_port,
+                    retry_in = ?backoff,
+                    "{err}"
+                );
+            }
             Err(err) => {
                 tracing::warn!(
                     master = %config.master_host,
@@ -198,7 +258,7 @@ enum Transport {
     Plain(TcpStream),
 }
 
-async fn connect(config: &ForwarderConfig) -> Result<Transport, Error> {
+async fn connect(config: &ForwarderConfig) -> Result<(Transport, Link), Error> {
     let limit = config.settings.connect_timeout;
     let addr = (config.master_host.as_str(), config.master_port);
     let tcp = timeout(limit, TcpStream::connect(addr))
@@ -206,21 +266,41 @@ async fn connect(config: &ForwarderConfig) -> Result<Transport, Error> {
         .map_err(|_| Error::Timeout(limit))??;
     tcp.set_nodelay(true)?;
     if !config.tls {
-        return Ok(Transport::Plain(tcp));
+        let link = Link {
+            peer: None,
+            pin: None,
+        };
+        return Ok((Transport::Plain(tcp), link));
     }
-    // Re-read on every attempt: a renewed certificate takes effect without a restart.
+    // Re-read on every attempt: a renewed certificate or pin takes effect without a restart.
     let bundle = Bundle::load(&config.agent_dir, "worker")?;
+    let bundle_pin = pki::read_master_pin(&config.agent_dir)?;
+    let pin = config::master_pin(
+        config.pin_flag.as_ref(),
+        config.pin_env.as_ref(),
+        bundle_pin.as_ref(),
+    );
     let client = tls::client_config(
         &bundle,
         &ClientOptions {
-            pin: config.pin.clone(),
+            identity: Some(MASTER_CN.to_owned()),
+            pin: pin.as_ref().map(|(fp, _)| fp.clone()),
             verify_hostname: config.verify_hostname,
         },
     )?;
     let stream = timeout(limit, tls::connect(client, &config.master_host, tcp))
         .await
-        .map_err(|_| Error::Timeout(limit))??;
-    Ok(Transport::Tls(Box::new(stream)))
+        .map_err(|_| Error::Timeout(limit))?
+        .inspect_err(|err| {
+            if let (tls::Error::PinMismatch(_), Some((_, origin))) = (err, &pin) {
+                tracing::warn!(pin_from = %origin, "the master's certificate is not the pinned one");
+            }
+        })?;
+    let link = Link {
+        peer: Some(tls::peer_identity(stream.get_ref().1)?),
+        pin,
+    };
+    Ok((Transport::Tls(Box::new(stream)), link))
 }
 
 /// Frames on their way to the master, written in one go.
@@ -253,10 +333,12 @@ fn declare(
     tailer: &mut tail::Tailer,
     next_idx: &mut u32,
     outbox: &mut Outbox,
+    ledger: &mut Ledger,
 ) -> Result<(), Error> {
     for stream in tailer.streams_mut() {
         if stream.idx.is_none() {
             stream.idx = Some(*next_idx);
+            ledger.declare(*next_idx, true);
             let frame = Upstream::Source {
                 idx: *next_idx,
                 name: stream.source.clone(),
@@ -274,10 +356,13 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     tailer: &mut tail::Tailer,
     config: &ForwarderConfig,
+    link: &Link,
     shutdown: &CancellationToken,
     accepted: &mut bool,
 ) -> Result<(), Error> {
     let s = &config.settings;
+    let max_line = logship::max_line(s.max_frame);
+    let mut ledger = Ledger::default();
     let codec = OctetCodec::new(s.max_frame);
     let (rd, mut wr) = tokio::io::split(stream);
     let mut frames = FramedRead::new(rd, codec);
@@ -292,6 +377,7 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
         let mut sources = Vec::new();
         for stream in tailer.streams_mut() {
             stream.idx = Some(next_idx);
+            ledger.declare(next_idx, false);
             next_idx += 1;
             sources.push(stream.source.clone());
         }
@@ -310,8 +396,26 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
         };
         match Downstream::decode(&reply)? {
             Downstream::Welcome(welcome) => {
-                for (stream, mark) in tailer.streams_mut().zip(welcome.watermarks) {
+                if welcome.watermarks.len() != next_idx as usize {
+                    return Err(link.violation(format!(
+                        "WELCOME carries {} watermarks for {next_idx} declared sources",
+                        welcome.watermarks.len()
+                    )));
+                }
+                // Every claim is checked before any is applied: a lie moves nothing.
+                for (stream, &mark) in tailer.streams_mut().zip(&welcome.watermarks) {
+                    if !stream.holds(mark, max_line) {
+                        return Err(link.violation(format!(
+                            "WELCOME claims line {mark} of {} is committed, but its file holds fewer lines",
+                            stream.source
+                        )));
+                    }
+                }
+                for (idx, (stream, mark)) in
+                    (0u32..).zip(tailer.streams_mut().zip(welcome.watermarks))
+                {
                     stream.ack(mark);
+                    ledger.accept_mark(idx, mark);
                 }
             }
             Downstream::Refused(reason) => return Err(Error::Refused(reason)),
@@ -321,12 +425,13 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
         }
         tailer.persist()?;
         *accepted = true;
-        tracing::info!(master = %config.master_host, "connected; shipping");
+        link.log_connected(&config.master_host);
         // Lines read before the last connection died go first, in order.
         for stream in tailer.streams_mut() {
             let Some(idx) = stream.idx else { continue };
             for line in &stream.inflight {
                 outbox.push(|b| logship::encode_line(idx, line.seq, &line.bytes, b))?;
+                ledger.sent(idx, line.seq);
             }
         }
         outbox.flush(&mut wr).await?;
@@ -349,7 +454,7 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
         let mut full_batch = false;
         if room {
             if !config.plain {
-                declare(tailer, &mut next_idx, &mut outbox)?;
+                declare(tailer, &mut next_idx, &mut outbox, &mut ledger)?;
             }
             let batch = tailer.read(s.batch_lines);
             full_batch = batch.len() >= s.batch_lines;
@@ -358,6 +463,7 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
                     outbox.push(|b| b.extend_from_slice(&line.bytes))?;
                 } else if let Some(idx) = tailer.stream_mut(*f, *st).and_then(|x| x.idx) {
                     outbox.push(|b| logship::encode_line(idx, line.seq, &line.bytes, b))?;
+                    ledger.sent(idx, line.seq);
                 }
             }
             if !outbox.buf.is_empty() {
@@ -405,7 +511,14 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
                     };
                     match Downstream::decode(&payload)? {
                         Downstream::Ack { idx, seq } => {
-                            if let Some(stream) = tailer.streams_mut().find(|x| x.idx == Some(idx)) {
+                            let mut stream = tailer.streams_mut().find(|x| x.idx == Some(idx));
+                            let holds = |seq| stream.as_ref().is_some_and(|x| x.holds(seq, max_line));
+                            if let Err(reason) = ledger.check_ack(idx, seq, holds) {
+                                // Acknowledgements applied before were each checked and
+                                // stay; `run` persists them.
+                                return Err(link.violation(reason));
+                            }
+                            if let Some(stream) = stream.as_mut() {
                                 stream.ack(seq);
                             }
                         }

@@ -31,6 +31,8 @@ use tokio_util::bytes::{Bytes, BytesMut};
 
 use crate::store::{self, Offsets, Position};
 
+mod ahead;
+
 /// Bytes read from a file per call.
 const CHUNK: usize = 256 * 1024;
 /// Bytes before the read position compared on every poll to spot a truncation.
