@@ -7,11 +7,26 @@
 //!   read to its end first (its source *drains*), and only then does the new file's
 //!   source start sending; after a crash the old file is looked for by inode next to
 //!   the path (e.g. `decnet.log.1`);
-//! - the file shrinks below the read position, or the bytes just before the position
-//!   change (copytruncate, even when the file has grown again since; the bytes before
-//!   the acknowledged position are saved too, so this holds across a forwarder restart):
-//!   the new generation starts at offset 0. Lines written between the forwarder's last read and
-//!   the truncation exist only in the copy: copytruncate loses them for every tailer.
+//! - the file shrinks below the read position, or its first bytes or the bytes just
+//!   before the position change (copytruncate, even when the file has grown again
+//!   since): the file at the path is a new generation from offset 0.
+//!
+//! copytruncate without loss: the lines written between the forwarder's last read and
+//! the truncation exist only in the copy logrotate made, so on a truncation the source
+//! looks for that copy ([`rotated`]: `<file>.1`, `dateext` names, never `.gz`) and, if
+//! it holds exactly the bytes the source has read, drains the rest of it under its own
+//! name and numbering, as a renamed file is drained, before the new generation sends.
+//! The proof is a SHA-256 of every acknowledged byte, kept as lines are acknowledged
+//! and persisted with the position, plus the unacknowledged lines still in memory. The
+//! same holds across a forwarder restart: a source whose file no longer hashes to the
+//! saved digest is looked for among the rotated copies. A restart therefore hashes each
+//! unfinished source's file up to its position once.
+//!
+//! What is still lost: logrotate's own race (bytes written after the copy and before
+//! the truncation are in neither file, for every tailer; `copytruncate` documents it);
+//! a copy compressed before the forwarder looked (use `delaycompress`); and when two
+//! rotations happen before the forwarder notices the first (a restart after several
+//! rotations), the generations between the one it was reading and the current file.
 //!
 //! Lines read are kept (as `Bytes`) until acknowledged, so a reconnect re-sends them even
 //! when the file has been truncated meanwhile. A source's position is persisted in
@@ -26,15 +41,23 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 use tokio_util::bytes::{Bytes, BytesMut};
 
 use crate::store::{self, Offsets, Position};
 
+mod resume;
+mod rotated;
+
 /// Bytes read from a file per call.
 const CHUNK: usize = 256 * 1024;
 /// Bytes before the read position compared on every poll to spot a truncation.
 const SIGNATURE: u64 = 32;
+/// Bytes at the start of the file compared on every poll: a truncated file that grew
+/// past the read position again, with lines of one length and one ending, still has
+/// other first bytes (their timestamp).
+const HEAD: usize = 64;
 
 /// One line read, waiting for its acknowledgement.
 #[derive(Debug, Clone)]
@@ -74,6 +97,10 @@ pub(super) struct Stream {
     skip_through: u64,
     at_eof: bool,
     signature: Option<Vec<u8>>,
+    /// The file's first bytes, up to [`HEAD`], as read.
+    head: Vec<u8>,
+    /// SHA-256 of every byte before `acked_offset`; `None` once the lag cap dropped bytes.
+    acked_digest: Option<Sha256>,
     pub inflight: VecDeque<Line>,
     /// Index of this source on the current connection, once declared.
     pub idx: Option<u32>,
@@ -81,7 +108,7 @@ pub(super) struct Stream {
 }
 
 impl Stream {
-    fn new(pos: &Position, file: Option<File>, state: State) -> Self {
+    fn new(pos: &Position, file: Option<File>, state: State, digest: Option<Sha256>) -> Self {
         Self {
             source: pos.source.clone(),
             path: pos.path.clone(),
@@ -96,6 +123,8 @@ impl Stream {
             skip_through: pos.seq,
             at_eof: false,
             signature: None,
+            head: Vec::new(),
+            acked_digest: digest,
             inflight: VecDeque::new(),
             idx: None,
             dirty: false,
@@ -120,16 +149,78 @@ impl Stream {
             generation: self.generation,
             offset: self.acked_offset,
             seq: self.acked_seq,
+            digest: self
+                .acked_digest
+                .as_ref()
+                .map(|d| d.clone().finalize().to_vec())
+                .unwrap_or_default(),
         }
+    }
+
+    /// Moves the acknowledged position past `line`, the next one in the file.
+    fn acked(&mut self, line: &Line) {
+        // Lines are contiguous in the file; a line's terminator is the gap to its end.
+        let gap = line
+            .end
+            .checked_sub(self.acked_offset + line.bytes.len() as u64);
+        if let Some(digest) = &mut self.acked_digest {
+            digest.update(&line.bytes);
+            match gap {
+                Some(0) => {}
+                Some(1) => digest.update(b"\n"),
+                _ => self.acked_digest = None,
+            }
+        }
+        self.acked_offset = line.end;
+        self.acked_seq = line.seq;
+        self.dirty = true;
+    }
+
+    /// The file bytes of the lines in flight (`acked_offset..read_offset`).
+    fn inflight_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut at = self.acked_offset;
+        for line in &self.inflight {
+            out.extend_from_slice(&line.bytes);
+            if line.end > at + line.bytes.len() as u64 {
+                out.push(b'\n');
+            }
+            at = line.end;
+        }
+        out
+    }
+
+    /// Looks for the rotated copy of this truncated file holding what was read.
+    fn find_copy(&self) -> Option<rotated::Found> {
+        let digest = self.acked_digest.as_ref()?.clone().finalize();
+        let tail = self.inflight_bytes();
+        rotated::find(
+            &self.path,
+            &rotated::Want {
+                digest: &digest,
+                through: self.acked_offset,
+                tail: &tail,
+            },
+        )
+    }
+
+    /// Reads on in `copy` from where the truncated file was left.
+    fn follow_into(&mut self, copy: rotated::Found, grace: Duration) {
+        self.file = Some(copy.file);
+        self.inode = copy.inode;
+        // The copy is complete (logrotate truncates after copying): drain it at once.
+        self.state = State::Draining {
+            since: long_ago(grace),
+        };
+        self.at_eof = false;
+        self.dirty = true;
     }
 
     /// Everything up to `seq` is committed on the master.
     pub fn ack(&mut self, seq: u64) {
         while self.inflight.front().is_some_and(|l| l.seq <= seq) {
             if let Some(line) = self.inflight.pop_front() {
-                self.acked_offset = line.end;
-                self.acked_seq = line.seq;
-                self.dirty = true;
+                self.acked(&line);
             }
         }
         self.skip_through = self.skip_through.max(seq);
@@ -155,6 +246,13 @@ impl Stream {
         if size < self.read_offset {
             return Ok(true);
         }
+        if !self.head.is_empty() {
+            let mut now = vec![0u8; self.head.len()];
+            file.read_exact_at(&mut now, 0)?;
+            if now != self.head {
+                return Ok(true);
+            }
+        }
         let Some(sig) = &self.signature else {
             return Ok(false);
         };
@@ -168,6 +266,7 @@ impl Stream {
         let Some(file) = &self.file else {
             return;
         };
+        let read_from = self.read_offset;
         let mut buf = BytesMut::zeroed(CHUNK);
         let n = match file.read_at(&mut buf, self.read_offset) {
             Ok(n) => n,
@@ -217,6 +316,11 @@ impl Stream {
             let from = start.saturating_sub(SIGNATURE as usize);
             self.signature = Some(chunk[from..start].to_vec());
         }
+        // Grow the head while this read continues it (not after the lag cap jumped).
+        if self.head.len() < HEAD && read_from == self.head.len() as u64 {
+            let more = (HEAD - self.head.len()).min(start);
+            self.head.extend_from_slice(&chunk[..more]);
+        }
     }
 
     /// Numbers a line: queued for sending, or acknowledged at once if already committed.
@@ -228,9 +332,7 @@ impl Stream {
         };
         self.next_seq += 1;
         if line.seq <= self.skip_through && self.inflight.is_empty() {
-            self.acked_offset = line.end;
-            self.acked_seq = line.seq;
-            self.dirty = true;
+            self.acked(&line);
             return;
         }
         self.inflight.push_back(line.clone());
@@ -262,28 +364,11 @@ fn identity(path: &Path) -> Option<u64> {
         .map(|m| m.ino())
 }
 
-/// Finds a rotated file next to `path` by inode (`decnet.log.1` and the like).
-fn find_by_inode(path: &Path, inode: u64) -> Option<File> {
-    let dir = path.parent()?;
-    std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(Result::ok)
-        .find(|e| e.metadata().is_ok_and(|m| m.is_file() && m.ino() == inode))
-        .and_then(|e| File::open(e.path()).ok())
-}
-
-/// Whether `file` still holds, just before the saved offset, the bytes saved with it.
-fn still_there(file: &File, pos: &Position) -> bool {
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    if size < pos.offset {
-        return false;
-    }
-    let len = pos.signature.len() as u64;
-    if len == 0 || len > pos.offset {
-        return true;
-    }
-    let mut now = vec![0u8; pos.signature.len()];
-    file.read_exact_at(&mut now, pos.offset - len).is_ok() && now == pos.signature
+/// An instant `grace` ago: a drain that starts there may close the file at its end.
+fn long_ago(grace: Duration) -> Instant {
+    Instant::now()
+        .checked_sub(grace)
+        .unwrap_or_else(Instant::now)
 }
 
 impl Tailer {
@@ -312,40 +397,6 @@ impl Tailer {
         Ok(tailer)
     }
 
-    fn restore(&mut self, path: &Path) -> store::Result<Vec<Stream>> {
-        let rows = self.offsets.open_sources(path)?;
-        let current = identity(path);
-        let last_here = rows.iter().rposition(|r| Some(r.inode) == current);
-        let mut streams = Vec::new();
-        for (i, row) in rows.iter().enumerate() {
-            let opened = if Some(i) == last_here {
-                File::open(path).ok().map(|f| (f, State::Live))
-            } else if Some(row.inode) == current {
-                None
-            } else {
-                let long_ago = Instant::now()
-                    .checked_sub(self.grace)
-                    .unwrap_or_else(Instant::now);
-                find_by_inode(path, row.inode).map(|f| (f, State::Draining { since: long_ago }))
-            };
-            let Some((file, state)) = opened else {
-                if row.offset > 0 || row.seq > 0 {
-                    tracing::warn!(source = %row.source, "file of an unfinished source is gone; its unshipped lines are lost");
-                }
-                self.offsets.finish(&row.source)?;
-                continue;
-            };
-            if !still_there(&file, row) {
-                tracing::warn!(source = %row.source, "file truncated while the forwarder was down");
-                self.offsets.finish(&row.source)?;
-                continue;
-            }
-            tracing::info!(source = %row.source, offset = row.offset, seq = row.seq, "resuming");
-            streams.push(Stream::new(row, Some(file), state));
-        }
-        Ok(streams)
-    }
-
     /// Starts a new source for the file now at `path`, persisted before any line.
     fn start(&mut self, file_idx: usize, file: File, inode: u64) -> store::Result<()> {
         let path = self.files[file_idx].path.clone();
@@ -358,12 +409,16 @@ impl Tailer {
             offset: 0,
             seq: 0,
             signature: Vec::new(),
+            digest: Sha256::digest(b"").to_vec(),
         };
         self.offsets.save(std::slice::from_ref(&pos))?;
         tracing::info!(source = %pos.source, "following a new file");
-        self.files[file_idx]
-            .streams
-            .push(Stream::new(&pos, Some(file), State::Live));
+        self.files[file_idx].streams.push(Stream::new(
+            &pos,
+            Some(file),
+            State::Live,
+            Some(Sha256::new()),
+        ));
         Ok(())
     }
 
@@ -385,10 +440,17 @@ impl Tailer {
                 }
                 let Some(file) = &stream.file else { continue };
                 if stream.truncated(file).unwrap_or(false) {
-                    tracing::warn!(source = %stream.source, "file truncated (copytruncate); starting a new generation");
-                    stream.state = State::Closed;
-                    stream.file = None;
                     restart = Some(stream.inode);
+                    if let Some(copy) = stream.find_copy() {
+                        tracing::info!(source = %stream.source, copy = %copy.path.display(), offset = stream.read_offset, "file truncated (copytruncate); continuing in the rotated copy, then a new generation");
+                        stream.follow_into(copy, self.grace);
+                        // Saved before the new source: a crash now still finds the copy.
+                        self.offsets.save(&[stream.position()])?;
+                    } else {
+                        tracing::warn!(source = %stream.source, "file truncated (copytruncate) and no rotated copy holds what was read; lines not read yet are lost; starting a new generation");
+                        stream.state = State::Closed;
+                        stream.file = None;
+                    }
                     continue;
                 }
                 let size = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -397,6 +459,8 @@ impl Tailer {
                     tracing::warn!(source = %stream.source, skipped, "forwarder lags more than the cap; dropping the oldest bytes");
                     stream.read_offset = size - self.max_lag;
                     stream.signature = None;
+                    // The skipped bytes are not hashed: no copy can be proven any more.
+                    stream.acked_digest = None;
                     if stream.inflight.is_empty() {
                         stream.acked_offset = stream.read_offset;
                         stream.dirty = true;
