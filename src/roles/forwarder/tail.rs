@@ -17,16 +17,19 @@
 //! it holds exactly the bytes the source has read, drains the rest of it under its own
 //! name and numbering, as a renamed file is drained, before the new generation sends.
 //! The proof is a SHA-256 of every acknowledged byte, kept as lines are acknowledged
-//! and persisted with the position, plus the unacknowledged lines still in memory. The
+//! and persisted with the position, plus the unacknowledged lines still in memory and
+//! the file's first bytes recorded at every poll (all there is for a file not read yet,
+//! for instance while an older generation still drains). The
 //! same holds across a forwarder restart: a source whose file no longer hashes to the
 //! saved digest is looked for among the rotated copies. A restart therefore hashes each
 //! unfinished source's file up to its position once.
 //!
-//! What is still lost: logrotate's own race (bytes written after the copy and before
-//! the truncation are in neither file, for every tailer; `copytruncate` documents it);
-//! a copy compressed before the forwarder looked (use `delaycompress`); and when two
-//! rotations happen before the forwarder notices the first (a restart after several
-//! rotations), the generations between the one it was reading and the current file.
+//! What is still lost: logrotate's own race (lines written after the copy and before
+//! the truncation are in neither file afterwards, for every tailer, unless they were
+//! read before the truncation; logrotate's manual documents it); a copy compressed
+//! before the forwarder looked (use `delaycompress`); and when two rotations happen
+//! before the forwarder notices the first (or while it is down), the generations
+//! between the one it was reading and the current file.
 //!
 //! Lines read are kept (as `Bytes`) until acknowledged, so a reconnect re-sends them even
 //! when the file has been truncated meanwhile. A source's position is persisted in
@@ -34,6 +37,8 @@
 //!
 //! The lag cap drops the oldest unread bytes when the file is more than `max_lag` ahead
 //! (swarm.md §8.2); those lines are lost on purpose and numbering continues after them.
+//! The skipped bytes are never hashed, so such a source can no longer be followed into
+//! a rotated copy (until a restart re-hashes its file).
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
@@ -54,10 +59,11 @@ mod rotated;
 const CHUNK: usize = 256 * 1024;
 /// Bytes before the read position compared on every poll to spot a truncation.
 const SIGNATURE: u64 = 32;
-/// Bytes at the start of the file compared on every poll: a truncated file that grew
-/// past the read position again, with lines of one length and one ending, still has
-/// other first bytes (their timestamp).
-const HEAD: usize = 64;
+/// Bytes at the start of the file recorded at a poll (even before they are read) and
+/// compared on every poll: a truncated file that grew past the read position again,
+/// with lines of one length and one ending, still has other first bytes (their
+/// timestamp); and they are what identifies the copy of a file not read yet.
+const HEAD: usize = 256;
 
 /// One line read, waiting for its acknowledgement.
 #[derive(Debug, Clone)]
@@ -97,7 +103,7 @@ pub(super) struct Stream {
     skip_through: u64,
     at_eof: bool,
     signature: Option<Vec<u8>>,
-    /// The file's first bytes, up to [`HEAD`], as read.
+    /// The file's first bytes, up to [`HEAD`], as seen at a poll.
     head: Vec<u8>,
     /// SHA-256 of every byte before `acked_offset`; `None` once the lag cap dropped bytes.
     acked_digest: Option<Sha256>,
@@ -190,10 +196,17 @@ impl Stream {
         out
     }
 
-    /// Looks for the rotated copy of this truncated file holding what was read.
+    /// Looks for the rotated copy of this truncated file holding what was read (or, if
+    /// little or nothing was read yet, the first bytes seen).
     fn find_copy(&self) -> Option<rotated::Found> {
         let digest = self.acked_digest.as_ref()?.clone().finalize();
-        let tail = self.inflight_bytes();
+        let mut tail = self.inflight_bytes();
+        if let Some(unread) = usize::try_from(self.read_offset)
+            .ok()
+            .and_then(|from| self.head.get(from..))
+        {
+            tail.extend_from_slice(unread);
+        }
         rotated::find(
             &self.path,
             &rotated::Want {
@@ -243,7 +256,7 @@ impl Stream {
     /// Whether the bytes before the read position are still those we read.
     fn truncated(&self, file: &File) -> io::Result<bool> {
         let size = file.metadata()?.len();
-        if size < self.read_offset {
+        if size < self.read_offset || size < self.head.len() as u64 {
             return Ok(true);
         }
         if !self.head.is_empty() {
@@ -266,7 +279,6 @@ impl Stream {
         let Some(file) = &self.file else {
             return;
         };
-        let read_from = self.read_offset;
         let mut buf = BytesMut::zeroed(CHUNK);
         let n = match file.read_at(&mut buf, self.read_offset) {
             Ok(n) => n,
@@ -315,11 +327,6 @@ impl Stream {
         if start > 0 {
             let from = start.saturating_sub(SIGNATURE as usize);
             self.signature = Some(chunk[from..start].to_vec());
-        }
-        // Grow the head while this read continues it (not after the lag cap jumped).
-        if self.head.len() < HEAD && read_from == self.head.len() as u64 {
-            let more = (HEAD - self.head.len()).min(start);
-            self.head.extend_from_slice(&chunk[..more]);
         }
     }
 
@@ -371,6 +378,15 @@ fn long_ago(grace: Duration) -> Instant {
         .unwrap_or_else(Instant::now)
 }
 
+/// The first bytes of `file`, up to [`HEAD`] and not past `limit`.
+fn read_head(file: &File, limit: u64) -> Vec<u8> {
+    let mut head = vec![0u8; limit.min(HEAD as u64) as usize];
+    if file.read_exact_at(&mut head, 0).is_err() {
+        head.clear();
+    }
+    head
+}
+
 impl Tailer {
     /// Restores every path's sources from `offsets`.
     pub fn open(
@@ -413,12 +429,11 @@ impl Tailer {
         };
         self.offsets.save(std::slice::from_ref(&pos))?;
         tracing::info!(source = %pos.source, "following a new file");
-        self.files[file_idx].streams.push(Stream::new(
-            &pos,
-            Some(file),
-            State::Live,
-            Some(Sha256::new()),
-        ));
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut stream = Stream::new(&pos, None, State::Live, Some(Sha256::new()));
+        stream.head = read_head(&file, size);
+        stream.file = Some(file);
+        self.files[file_idx].streams.push(stream);
         Ok(())
     }
 
@@ -465,6 +480,10 @@ impl Tailer {
                         stream.acked_offset = stream.read_offset;
                         stream.dirty = true;
                     }
+                }
+                // Checked against above: an unchanged head only grows.
+                if stream.head.len() < HEAD && size > stream.head.len() as u64 {
+                    stream.head = read_head(file, size);
                 }
             }
             let has_live = self.files[i].streams.iter().any(|s| s.state == State::Live);

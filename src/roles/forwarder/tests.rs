@@ -262,3 +262,39 @@ fn a_truncated_file_regrown_with_lines_of_the_same_shape_is_still_seen() {
     assert_eq!(after[0].1, 1);
     assert_ne!(after[0].0, before[0].0);
 }
+
+#[test]
+fn a_file_copytruncated_before_any_of_it_was_read_is_found_by_its_first_bytes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("decnet.log");
+    append(&log, "a1\n");
+    let mut t = tailer(dir.path(), &log);
+    t.poll().expect("poll");
+    let first = read_all(&mut t);
+
+    // Rename rotation; the old file still has a line to drain when the new one starts.
+    fs::rename(&log, dir.path().join("decnet.log.1")).expect("rename");
+    append(&dir.path().join("decnet.log.1"), "a2\n");
+    append(&log, "b1\nb2\n");
+    t.poll().expect("poll");
+    // Then the new file is copytruncated (`.1` moves up first) before a line of it is read.
+    fs::rename(
+        dir.path().join("decnet.log.1"),
+        dir.path().join("decnet.log.2"),
+    )
+    .expect("shift");
+    copytruncate(&log, &dir.path().join("decnet.log.1"));
+    append(&log, "c1\n");
+    t.poll().expect("poll");
+    let got = read_all(&mut t);
+    assert_eq!(lines(&got), ["a2", "b1", "b2", "c1"]);
+    assert_eq!(seqs(&got), [2, 1, 2, 1]);
+    assert_eq!(got[0].0, first[0].0);
+    let sources: std::collections::HashSet<&str> = got.iter().map(|g| g.0.as_str()).collect();
+    assert_eq!(
+        sources.len(),
+        3,
+        "old file, copied generation, truncated file"
+    );
+    assert_eq!(got[1].0, got[2].0);
+}

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use super::{HEAD, State, Stream, Tailer, identity, long_ago, rotated};
+use super::{State, Stream, Tailer, identity, long_ago, read_head, rotated};
 use crate::store::{self, Position};
 
 /// Finds a rotated file next to `path` by inode (`decnet.log.1` and the like).
@@ -45,15 +45,6 @@ fn verify(file: &File, pos: &Position) -> Option<Sha256> {
         digest.clone().finalize().as_slice() == pos.digest.as_slice()
     };
     same.then_some(digest)
-}
-
-/// The first bytes of `file`, up to [`HEAD`] and not past `offset`.
-fn read_head(file: &File, offset: u64) -> Vec<u8> {
-    let mut head = vec![0u8; offset.min(HEAD as u64) as usize];
-    if file.read_exact_at(&mut head, 0).is_err() {
-        head.clear();
-    }
-    head
 }
 
 impl Tailer {

@@ -14,9 +14,10 @@
 //! be read on, and the collector's own `.json` and `.cursors` files live next to the
 //! log. logrotate's `extension` option (the date before `.log`) is not recognised.
 //!
-//! A candidate is the copy only if it holds exactly the bytes the source has read: the
+//! A candidate is the copy only if it holds exactly the bytes the source knows: the
 //! SHA-256 of its first `through` bytes equals the digest of what was acknowledged, and
-//! the bytes after those equal the lines still waiting for their acknowledgement. An
+//! the bytes after those equal the lines still waiting for their acknowledgement (and
+//! the file's first bytes, where little or nothing was read yet). An
 //! older generation's `.1`, a copy of another file, or a copy shorter than what was read
 //! is skipped. Candidates are tried newest first, so the real copy is usually the only
 //! one hashed; hashing reads the copy once, at disk or page-cache speed.
@@ -40,7 +41,7 @@ pub(in crate::roles::forwarder) struct Want<'a> {
     pub digest: &'a [u8],
     /// How many bytes `digest` covers.
     pub through: u64,
-    /// The bytes read after `through` and not acknowledged yet.
+    /// The bytes known to follow `through`: read and not acknowledged yet, or seen.
     pub tail: &'a [u8],
 }
 
@@ -114,7 +115,7 @@ fn candidates(path: &Path) -> Vec<PathBuf> {
 /// The rotated copy of `path` that holds what `want` says, if any.
 pub(in crate::roles::forwarder) fn find(path: &Path, want: &Want<'_>) -> Option<Found> {
     let need = want.through + want.tail.len() as u64;
-    // Nothing read yet: there is nothing to continue, and any file would "match".
+    // Nothing known of the file: any file would "match".
     if need == 0 {
         return None;
     }
@@ -271,7 +272,7 @@ mod tests {
     }
 
     #[test]
-    fn nothing_read_means_nothing_to_continue() {
+    fn nothing_known_means_no_copy() {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = put(dir.path(), "decnet.log", b"", 0);
         put(dir.path(), "decnet.log.1", b"anything\n", 0);
