@@ -11,7 +11,8 @@
 //! path and moves to the rotated copy when a copytruncate is followed into it, so a
 //! restart finds the copy by inode. `digest` is the SHA-256 of every byte before
 //! `offset`: it proves at a restart that the file (or a rotated copy) still holds exactly
-//! the lines already shipped.
+//! the lines already shipped; `head` (the file's first bytes as seen, maybe beyond
+//! `offset`) does the same for a source that had shipped nothing yet.
 //!
 //! Generations only grow per path ([`Offsets::next_generation`]), so a file that reuses an
 //! old inode never gets an old source name, whose committed lines the master would take
@@ -39,13 +40,17 @@ CREATE TABLE IF NOT EXISTS forwarder_sources (
     finished   INTEGER NOT NULL DEFAULT 0,
     signature  BLOB NOT NULL DEFAULT x'',
     digest     BLOB NOT NULL DEFAULT x'',
+    head       BLOB NOT NULL DEFAULT x'',
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS forwarder_sources_path ON forwarder_sources (path, generation);
 ";
 
 /// Columns added after the first release, for databases created before them.
-const ADDED_COLUMNS: &[(&str, &str)] = &[("digest", "BLOB NOT NULL DEFAULT x''")];
+const ADDED_COLUMNS: &[(&str, &str)] = &[
+    ("digest", "BLOB NOT NULL DEFAULT x''"),
+    ("head", "BLOB NOT NULL DEFAULT x''"),
+];
 
 /// The acknowledged position of one source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +74,8 @@ pub struct Position {
     /// SHA-256 of the bytes before `offset` (empty: not known, e.g. after the lag cap
     /// dropped bytes); what a rotated copy must match to be read on from `offset`.
     pub digest: Vec<u8>,
+    /// The file's first bytes as last seen (up to a few hundred, maybe beyond `offset`).
+    pub head: Vec<u8>,
 }
 
 /// The forwarder's position database.
@@ -123,7 +130,7 @@ impl Offsets {
     /// Unfinished sources of `path`, oldest generation first.
     pub fn open_sources(&self, path: &Path) -> Result<Vec<Position>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT source, inode, generation, offset, seq, signature, digest FROM forwarder_sources
+            "SELECT source, inode, generation, offset, seq, signature, digest, head FROM forwarder_sources
              WHERE path = ?1 AND finished = 0 ORDER BY generation",
         )?;
         let rows = stmt.query_map(params![path.to_string_lossy()], |row| {
@@ -135,11 +142,12 @@ impl Offsets {
                 row.get::<_, i64>(4)?,
                 row.get::<_, Vec<u8>>(5)?,
                 row.get::<_, Vec<u8>>(6)?,
+                row.get::<_, Vec<u8>>(7)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (source, inode, generation, offset, seq, signature, digest) = row?;
+            let (source, inode, generation, offset, seq, signature, digest, head) = row?;
             out.push(Position {
                 source,
                 path: path.to_path_buf(),
@@ -149,6 +157,7 @@ impl Offsets {
                 seq: uint(seq)?,
                 signature,
                 digest,
+                head,
             });
         }
         Ok(out)
@@ -171,12 +180,13 @@ impl Offsets {
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO forwarder_sources
-                 (source, path, inode, generation, offset, seq, signature, digest, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 (source, path, inode, generation, offset, seq, signature, digest, head,
+                  updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT (source) DO UPDATE
                  SET inode = excluded.inode, offset = excluded.offset, seq = excluded.seq,
                      signature = excluded.signature, digest = excluded.digest,
-                     updated_at = excluded.updated_at",
+                     head = excluded.head, updated_at = excluded.updated_at",
             )?;
             for p in positions {
                 stmt.execute(params![
@@ -188,6 +198,7 @@ impl Offsets {
                     int(p.seq)?,
                     p.signature,
                     p.digest,
+                    p.head,
                     now,
                 ])?;
             }
@@ -220,6 +231,7 @@ mod tests {
             seq,
             signature: b"line\n".to_vec(),
             digest: vec![generation as u8; 32],
+            head: b"line\n".to_vec(),
         }
     }
 
@@ -258,6 +270,7 @@ mod tests {
         offsets.save(std::slice::from_ref(&moved))?;
         moved.inode = 99;
         moved.digest = vec![1; 32];
+        moved.head = b"line\nnext line\n".to_vec();
         offsets.save(std::slice::from_ref(&moved))?;
         assert_eq!(offsets.open_sources(log)?, vec![moved]);
         Ok(())
@@ -283,6 +296,7 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!((rows[0].offset, rows[0].seq), (10, 2));
         assert!(rows[0].digest.is_empty(), "unknown digest of an old row");
+        assert!(rows[0].head.is_empty());
         drop(offsets);
         Offsets::open(&db)?;
         Ok(())

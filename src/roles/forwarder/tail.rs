@@ -19,10 +19,11 @@
 //! The proof is a SHA-256 of every acknowledged byte, kept as lines are acknowledged
 //! and persisted with the position, plus the unacknowledged lines still in memory and
 //! the file's first bytes recorded at every poll (all there is for a file not read yet,
-//! for instance while an older generation still drains). The
-//! same holds across a forwarder restart: a source whose file no longer hashes to the
-//! saved digest is looked for among the rotated copies. A restart therefore hashes each
-//! unfinished source's file up to its position once.
+//! for instance while an older generation still drains). The same holds across a
+//! forwarder restart: digest and first bytes are saved with the position, and a source
+//! whose file no longer hashes to the saved digest or starts with other bytes is looked
+//! for among the rotated copies. A restart therefore hashes each unfinished source's
+//! file up to its position once.
 //!
 //! What is still lost: logrotate's own race (lines written after the copy and before
 //! the truncation are in neither file afterwards, for every tailer, unless they were
@@ -129,7 +130,7 @@ impl Stream {
             skip_through: pos.seq,
             at_eof: false,
             signature: None,
-            head: Vec::new(),
+            head: pos.head.clone(),
             acked_digest: digest,
             inflight: VecDeque::new(),
             idx: None,
@@ -160,6 +161,7 @@ impl Stream {
                 .as_ref()
                 .map(|d| d.clone().finalize().to_vec())
                 .unwrap_or_default(),
+            head: self.head.clone(),
         }
     }
 
@@ -417,6 +419,7 @@ impl Tailer {
     fn start(&mut self, file_idx: usize, file: File, inode: u64) -> store::Result<()> {
         let path = self.files[file_idx].path.clone();
         let generation = self.offsets.next_generation(&path)?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         let pos = Position {
             source: format!("{}:{inode}:{generation}", path.display()),
             path,
@@ -426,14 +429,16 @@ impl Tailer {
             seq: 0,
             signature: Vec::new(),
             digest: Sha256::digest(b"").to_vec(),
+            head: read_head(&file, size),
         };
         self.offsets.save(std::slice::from_ref(&pos))?;
         tracing::info!(source = %pos.source, "following a new file");
-        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let mut stream = Stream::new(&pos, None, State::Live, Some(Sha256::new()));
-        stream.head = read_head(&file, size);
-        stream.file = Some(file);
-        self.files[file_idx].streams.push(stream);
+        self.files[file_idx].streams.push(Stream::new(
+            &pos,
+            Some(file),
+            State::Live,
+            Some(Sha256::new()),
+        ));
         Ok(())
     }
 
@@ -484,6 +489,7 @@ impl Tailer {
                 // Checked against above: an unchanged head only grows.
                 if stream.head.len() < HEAD && size > stream.head.len() as u64 {
                     stream.head = read_head(file, size);
+                    stream.dirty = true;
                 }
             }
             let has_live = self.files[i].streams.iter().any(|s| s.state == State::Live);

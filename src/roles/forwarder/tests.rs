@@ -298,3 +298,28 @@ fn a_file_copytruncated_before_any_of_it_was_read_is_found_by_its_first_bytes() 
     );
     assert_eq!(got[1].0, got[2].0);
 }
+
+#[test]
+fn a_file_not_read_yet_and_copytruncated_while_the_forwarder_is_down_is_found() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("decnet.log");
+    append(&log, "b1\nb2\n");
+    let mut t = tailer(dir.path(), &log);
+    // Seen at a poll, never read: offset 0, only its first bytes are known.
+    t.poll().expect("poll");
+    t.persist().expect("persist");
+    drop(t);
+
+    copytruncate(&log, &dir.path().join("decnet.log.1"));
+    append(&log, "c1 longer than b1 and b2 together\n");
+    let mut t = tailer(dir.path(), &log);
+    t.poll().expect("poll");
+    let got = read_all(&mut t);
+    assert_eq!(
+        lines(&got),
+        ["b1", "b2", "c1 longer than b1 and b2 together"]
+    );
+    assert_eq!(seqs(&got), [1, 2, 1]);
+    assert_eq!(got[0].0, got[1].0);
+    assert_ne!(got[1].0, got[2].0, "the truncated file is a new generation");
+}
