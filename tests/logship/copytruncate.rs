@@ -34,6 +34,29 @@ fn copytruncate(log: &Path, live: &File, to: &Path) {
     live.set_len(0).expect("truncate");
 }
 
+/// The number logged as `name=…` on a diagnostics line (ANSI colours stripped).
+fn field(line: &str, name: &str) -> u64 {
+    let mut plain = String::new();
+    let mut escape = false;
+    for c in line.chars() {
+        match (escape, c) {
+            (false, '\u{1b}') => escape = true,
+            (true, 'm') => escape = false,
+            (false, c) => plain.push(c),
+            (true, _) => {}
+        }
+    }
+    let at = plain
+        .find(&format!(" {name}="))
+        .unwrap_or_else(|| panic!("no {name} in {plain}"));
+    plain[at + name.len() + 2..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|_| panic!("{name} is not a number in {plain}"))
+}
+
 #[test]
 fn copytruncate_under_a_steady_writer_stores_every_line_exactly_once() {
     let site = Site::new();
@@ -158,6 +181,16 @@ fn copytruncate_under_a_steady_writer_stores_every_line_exactly_once() {
         }
     }
     let said = forwarder.output();
+    let unread: Vec<u64> = said
+        .lines()
+        .filter(|l| l.contains(FOLLOWED))
+        .map(|l| field(l, "unread"))
+        .collect();
+    eprintln!("{total} lines; bytes read from the copies after each truncation: {unread:?}");
+    assert!(
+        unread.iter().sum::<u64>() > 0,
+        "some lines must have been unread at a truncation, or the copies were never needed"
+    );
     assert!(
         !said.contains("lost"),
         "the forwarder reported a loss:\n{}",

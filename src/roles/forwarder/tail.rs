@@ -462,7 +462,8 @@ impl Tailer {
                 if stream.truncated(file).unwrap_or(false) {
                     restart = Some(stream.inode);
                     if let Some(copy) = stream.find_copy() {
-                        tracing::info!(source = %stream.source, copy = %copy.path.display(), offset = stream.read_offset, "file truncated (copytruncate); continuing in the rotated copy, then a new generation");
+                        let unread = copy.len.saturating_sub(stream.read_offset);
+                        tracing::info!(source = %stream.source, copy = %copy.path.display(), offset = stream.read_offset, unread, "file truncated (copytruncate); continuing in the rotated copy, then a new generation");
                         stream.follow_into(copy, self.grace);
                         // Saved before the new source: a crash now still finds the copy.
                         self.offsets.save(&[stream.position()])?;

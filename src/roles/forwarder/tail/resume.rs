@@ -99,7 +99,8 @@ impl Tailer {
                         tracing::warn!(source = %row.source, "file truncated while the forwarder was down");
                     }
                     copy_of(path, row).map(|copy| {
-                        tracing::info!(source = %row.source, copy = %copy.path.display(), offset = row.offset, "continuing in the rotated copy");
+                        let unread = copy.len.saturating_sub(row.offset);
+                        tracing::info!(source = %row.source, copy = %copy.path.display(), offset = row.offset, unread, "continuing in the rotated copy");
                         (copy.file, drain, copy.inode, copy.digest)
                     })
                 }

@@ -54,6 +54,8 @@ pub(in crate::roles::forwarder) struct Found {
     pub file: File,
     /// Its inode, which the source is read from from now on.
     pub inode: u64,
+    /// Its size when found.
+    pub len: u64,
     /// SHA-256 state over its first `through` bytes.
     pub digest: Sha256,
 }
@@ -147,6 +149,7 @@ fn check(candidate: &Path, want: &Want<'_>, need: u64) -> io::Result<Option<Foun
         path: candidate.to_path_buf(),
         file,
         inode: meta.ino(),
+        len: meta.len(),
         digest,
     }))
 }
