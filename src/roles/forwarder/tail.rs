@@ -40,6 +40,9 @@
 //! (swarm.md §8.2); those lines are lost on purpose and numbering continues after them.
 //! The skipped bytes are never hashed, so such a source can no longer be followed into
 //! a rotated copy (until a restart re-hashes its file).
+mod resume;
+mod rotated;
+
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
@@ -52,9 +55,6 @@ use tokio::time::Instant;
 use tokio_util::bytes::{Bytes, BytesMut};
 
 use crate::store::{self, Offsets, Position};
-
-mod resume;
-mod rotated;
 
 /// Bytes read from a file per call.
 const CHUNK: usize = 256 * 1024;
