@@ -7,6 +7,13 @@
 //! one row named `default` whatever the file (swarm.md §8.2); here changing or adding
 //! files, rotating by rename and truncating each get rows of their own.
 //!
+//! The row's `inode` is the file the source is *read from*: it starts as the file at the
+//! path and moves to the rotated copy when a copytruncate is followed into it, so a
+//! restart finds the copy by inode. `digest` is the SHA-256 of every byte before
+//! `offset`: it proves at a restart that the file (or a rotated copy) still holds exactly
+//! the lines already shipped; `head` (the file's first bytes as seen, maybe beyond
+//! `offset`) does the same for a source that had shipped nothing yet.
+//!
 //! Generations only grow per path ([`Offsets::next_generation`]), so a file that reuses an
 //! old inode never gets an old source name, whose committed lines the master would take
 //! for duplicates. Rows of finished sources stay to keep that counter; they are a few
@@ -32,10 +39,18 @@ CREATE TABLE IF NOT EXISTS forwarder_sources (
     seq        INTEGER NOT NULL,
     finished   INTEGER NOT NULL DEFAULT 0,
     signature  BLOB NOT NULL DEFAULT x'',
+    digest     BLOB NOT NULL DEFAULT x'',
+    head       BLOB NOT NULL DEFAULT x'',
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS forwarder_sources_path ON forwarder_sources (path, generation);
 ";
+
+/// Columns added after the first release, for databases created before them.
+const ADDED_COLUMNS: &[(&str, &str)] = &[
+    ("digest", "BLOB NOT NULL DEFAULT x''"),
+    ("head", "BLOB NOT NULL DEFAULT x''"),
+];
 
 /// The acknowledged position of one source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +59,8 @@ pub struct Position {
     pub source: String,
     /// The configured path the file was found at.
     pub path: PathBuf,
-    /// The file's inode when the source started.
+    /// The inode of the file the source is read from (the rotated copy after a
+    /// copytruncate was followed into it).
     pub inode: u64,
     /// Generation of this path (grows with every new file or truncation).
     pub generation: u64,
@@ -55,6 +71,11 @@ pub struct Position {
     /// The last bytes before `offset`: if they differ when the forwarder restarts, the
     /// file was truncated (and maybe regrown past `offset`) while it was down.
     pub signature: Vec<u8>,
+    /// SHA-256 of the bytes before `offset` (empty: not known, e.g. after the lag cap
+    /// dropped bytes); what a rotated copy must match to be read on from `offset`.
+    pub digest: Vec<u8>,
+    /// The file's first bytes as last seen (up to a few hundred, maybe beyond `offset`).
+    pub head: Vec<u8>,
 }
 
 /// The forwarder's position database.
@@ -91,13 +112,25 @@ impl Offsets {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
+        for (name, decl) in ADDED_COLUMNS {
+            let present: bool = conn.query_row(
+                "SELECT count(*) > 0 FROM pragma_table_info('forwarder_sources') WHERE name = ?1",
+                params![name],
+                |row| row.get(0),
+            )?;
+            if !present {
+                conn.execute_batch(&format!(
+                    "ALTER TABLE forwarder_sources ADD COLUMN {name} {decl}"
+                ))?;
+            }
+        }
         Ok(Self { conn })
     }
 
     /// Unfinished sources of `path`, oldest generation first.
     pub fn open_sources(&self, path: &Path) -> Result<Vec<Position>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT source, inode, generation, offset, seq, signature FROM forwarder_sources
+            "SELECT source, inode, generation, offset, seq, signature, digest, head FROM forwarder_sources
              WHERE path = ?1 AND finished = 0 ORDER BY generation",
         )?;
         let rows = stmt.query_map(params![path.to_string_lossy()], |row| {
@@ -108,11 +141,13 @@ impl Offsets {
                 row.get::<_, i64>(3)?,
                 row.get::<_, i64>(4)?,
                 row.get::<_, Vec<u8>>(5)?,
+                row.get::<_, Vec<u8>>(6)?,
+                row.get::<_, Vec<u8>>(7)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (source, inode, generation, offset, seq, signature) = row?;
+            let (source, inode, generation, offset, seq, signature, digest, head) = row?;
             out.push(Position {
                 source,
                 path: path.to_path_buf(),
@@ -121,6 +156,8 @@ impl Offsets {
                 offset: uint(offset)?,
                 seq: uint(seq)?,
                 signature,
+                digest,
+                head,
             });
         }
         Ok(out)
@@ -143,11 +180,13 @@ impl Offsets {
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO forwarder_sources
-                 (source, path, inode, generation, offset, seq, signature, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 (source, path, inode, generation, offset, seq, signature, digest, head,
+                  updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT (source) DO UPDATE
-                 SET offset = excluded.offset, seq = excluded.seq,
-                     signature = excluded.signature, updated_at = excluded.updated_at",
+                 SET inode = excluded.inode, offset = excluded.offset, seq = excluded.seq,
+                     signature = excluded.signature, digest = excluded.digest,
+                     head = excluded.head, updated_at = excluded.updated_at",
             )?;
             for p in positions {
                 stmt.execute(params![
@@ -158,6 +197,8 @@ impl Offsets {
                     int(p.offset)?,
                     int(p.seq)?,
                     p.signature,
+                    p.digest,
+                    p.head,
                     now,
                 ])?;
             }
@@ -189,6 +230,8 @@ mod tests {
             offset,
             seq,
             signature: b"line\n".to_vec(),
+            digest: vec![generation as u8; 32],
+            head: b"line\n".to_vec(),
         }
     }
 
@@ -211,6 +254,51 @@ mod tests {
         assert_eq!(offsets.open_sources(log)?, vec![pos(log, 1, 0, 0)]);
         assert_eq!(offsets.next_generation(log)?, 2);
         assert!(offsets.open_sources(Path::new("/other"))?.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn a_source_followed_into_its_rotated_copy_keeps_the_copys_inode() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|source| Error::Io {
+            path: PathBuf::from("tmp"),
+            source,
+        })?;
+        let db = dir.path().join("forwarder.db");
+        let log = Path::new("/var/log/decnet/decnet.log");
+        let mut offsets = Offsets::open(&db)?;
+        let mut moved = pos(log, 0, 420, 3);
+        offsets.save(std::slice::from_ref(&moved))?;
+        moved.inode = 99;
+        moved.digest = vec![1; 32];
+        moved.head = b"line\nnext line\n".to_vec();
+        offsets.save(std::slice::from_ref(&moved))?;
+        assert_eq!(offsets.open_sources(log)?, vec![moved]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_database_from_before_the_digest_column_is_upgraded() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|source| Error::Io {
+            path: PathBuf::from("tmp"),
+            source,
+        })?;
+        let db = dir.path().join("forwarder.db");
+        Connection::open(&db)?.execute_batch(
+            "CREATE TABLE forwarder_sources (
+                source TEXT PRIMARY KEY, path TEXT NOT NULL, inode INTEGER NOT NULL,
+                generation INTEGER NOT NULL, offset INTEGER NOT NULL, seq INTEGER NOT NULL,
+                finished INTEGER NOT NULL DEFAULT 0, signature BLOB NOT NULL DEFAULT x'',
+                updated_at TEXT NOT NULL);
+             INSERT INTO forwarder_sources VALUES ('/l:7:0', '/l', 7, 0, 10, 2, 0, x'0a', 'x');",
+        )?;
+        let offsets = Offsets::open(&db)?;
+        let rows = offsets.open_sources(Path::new("/l"))?;
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].offset, rows[0].seq), (10, 2));
+        assert!(rows[0].digest.is_empty(), "unknown digest of an old row");
+        assert!(rows[0].head.is_empty());
+        drop(offsets);
+        Offsets::open(&db)?;
         Ok(())
     }
 }

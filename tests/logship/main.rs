@@ -4,6 +4,7 @@
 mod auth;
 mod bad_input;
 mod chaos;
+mod copytruncate;
 mod revoke;
 mod rsyslog;
 
@@ -238,6 +239,13 @@ impl Drop for Proc {
             let _ = child.wait();
         }
     }
+}
+
+/// The last 40 lines of a process's diagnostics, for a failure message.
+fn tail(proc: &Proc) -> String {
+    let text = proc.output();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
 /// A decnet-style RFC 5424 event line numbered `n`, about 200 bytes long.

@@ -7,11 +7,30 @@
 //!   read to its end first (its source *drains*), and only then does the new file's
 //!   source start sending; after a crash the old file is looked for by inode next to
 //!   the path (e.g. `decnet.log.1`);
-//! - the file shrinks below the read position, or the bytes just before the position
-//!   change (copytruncate, even when the file has grown again since; the bytes before
-//!   the acknowledged position are saved too, so this holds across a forwarder restart):
-//!   the new generation starts at offset 0. Lines written between the forwarder's last read and
-//!   the truncation exist only in the copy: copytruncate loses them for every tailer.
+//! - the file shrinks below the read position, or its first bytes or the bytes just
+//!   before the position change (copytruncate, even when the file has grown again
+//!   since): the file at the path is a new generation from offset 0.
+//!
+//! copytruncate without loss: the lines written between the forwarder's last read and
+//! the truncation exist only in the copy logrotate made, so on a truncation the source
+//! looks for that copy ([`rotated`]: `<file>.1`, `dateext` names, never `.gz`) and, if
+//! it holds exactly the bytes the source has read, drains the rest of it under its own
+//! name and numbering, as a renamed file is drained, before the new generation sends.
+//! The proof is a SHA-256 of every acknowledged byte, kept as lines are acknowledged
+//! and persisted with the position, plus the unacknowledged lines still in memory and
+//! the file's first bytes recorded at every poll (all there is for a file not read yet,
+//! for instance while an older generation still drains). The same holds across a
+//! forwarder restart: digest and first bytes are saved with the position, and a source
+//! whose file no longer hashes to the saved digest or starts with other bytes is looked
+//! for among the rotated copies. A restart therefore hashes each unfinished source's
+//! file up to its position once.
+//!
+//! What is still lost: logrotate's own race (lines written after the copy and before
+//! the truncation are in neither file afterwards, for every tailer, unless they were
+//! read before the truncation; logrotate's manual documents it); a copy compressed
+//! before the forwarder looked (use `delaycompress`); and when two rotations happen
+//! before the forwarder notices the first (or while it is down), the generations
+//! between the one it was reading and the current file.
 //!
 //! Lines read are kept (as `Bytes`) until acknowledged, so a reconnect re-sends them even
 //! when the file has been truncated meanwhile. A source's position is persisted in
@@ -19,6 +38,11 @@
 //!
 //! The lag cap drops the oldest unread bytes when the file is more than `max_lag` ahead
 //! (swarm.md §8.2); those lines are lost on purpose and numbering continues after them.
+//! The skipped bytes are never hashed, so such a source can no longer be followed into
+//! a rotated copy (until a restart re-hashes its file).
+mod resume;
+mod rotated;
+
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
@@ -26,6 +50,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 use tokio_util::bytes::{Bytes, BytesMut};
 
@@ -37,6 +62,11 @@ mod ahead;
 const CHUNK: usize = 256 * 1024;
 /// Bytes before the read position compared on every poll to spot a truncation.
 const SIGNATURE: u64 = 32;
+/// Bytes at the start of the file recorded at a poll (even before they are read) and
+/// compared on every poll: a truncated file that grew past the read position again,
+/// with lines of one length and one ending, still has other first bytes (their
+/// timestamp); and they are what identifies the copy of a file not read yet.
+const HEAD: usize = 256;
 
 /// One line read, waiting for its acknowledgement.
 #[derive(Debug, Clone)]
@@ -76,6 +106,10 @@ pub(super) struct Stream {
     skip_through: u64,
     at_eof: bool,
     signature: Option<Vec<u8>>,
+    /// The file's first bytes, up to [`HEAD`], as seen at a poll.
+    head: Vec<u8>,
+    /// SHA-256 of every byte before `acked_offset`; `None` once the lag cap dropped bytes.
+    acked_digest: Option<Sha256>,
     pub inflight: VecDeque<Line>,
     /// Index of this source on the current connection, once declared.
     pub idx: Option<u32>,
@@ -83,7 +117,7 @@ pub(super) struct Stream {
 }
 
 impl Stream {
-    fn new(pos: &Position, file: Option<File>, state: State) -> Self {
+    fn new(pos: &Position, file: Option<File>, state: State, digest: Option<Sha256>) -> Self {
         Self {
             source: pos.source.clone(),
             path: pos.path.clone(),
@@ -98,6 +132,8 @@ impl Stream {
             skip_through: pos.seq,
             at_eof: false,
             signature: None,
+            head: pos.head.clone(),
+            acked_digest: digest,
             inflight: VecDeque::new(),
             idx: None,
             dirty: false,
@@ -122,16 +158,86 @@ impl Stream {
             generation: self.generation,
             offset: self.acked_offset,
             seq: self.acked_seq,
+            digest: self
+                .acked_digest
+                .as_ref()
+                .map(|d| d.clone().finalize().to_vec())
+                .unwrap_or_default(),
+            head: self.head.clone(),
         }
+    }
+
+    /// Moves the acknowledged position past `line`, the next one in the file.
+    fn acked(&mut self, line: &Line) {
+        // Lines are contiguous in the file; a line's terminator is the gap to its end.
+        let gap = line
+            .end
+            .checked_sub(self.acked_offset + line.bytes.len() as u64);
+        if let Some(digest) = &mut self.acked_digest {
+            digest.update(&line.bytes);
+            match gap {
+                Some(0) => {}
+                Some(1) => digest.update(b"\n"),
+                _ => self.acked_digest = None,
+            }
+        }
+        self.acked_offset = line.end;
+        self.acked_seq = line.seq;
+        self.dirty = true;
+    }
+
+    /// The file bytes of the lines in flight (`acked_offset..read_offset`).
+    fn inflight_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut at = self.acked_offset;
+        for line in &self.inflight {
+            out.extend_from_slice(&line.bytes);
+            if line.end > at + line.bytes.len() as u64 {
+                out.push(b'\n');
+            }
+            at = line.end;
+        }
+        out
+    }
+
+    /// Looks for the rotated copy of this truncated file holding what was read (or, if
+    /// little or nothing was read yet, the first bytes seen).
+    fn find_copy(&self) -> Option<rotated::Found> {
+        let digest = self.acked_digest.as_ref()?.clone().finalize();
+        let mut tail = self.inflight_bytes();
+        if let Some(unread) = usize::try_from(self.read_offset)
+            .ok()
+            .and_then(|from| self.head.get(from..))
+        {
+            tail.extend_from_slice(unread);
+        }
+        rotated::find(
+            &self.path,
+            &rotated::Want {
+                digest: &digest,
+                through: self.acked_offset,
+                tail: &tail,
+            },
+        )
+    }
+
+    /// Reads on in `copy` from where the truncated file was left.
+    fn follow_into(&mut self, copy: rotated::Found, grace: Duration) {
+        self.file = Some(copy.file);
+        self.inode = copy.inode;
+        // The copy is complete (logrotate truncates after copying): drain it at once.
+        self.state = State::Draining {
+            since: long_ago(grace),
+        };
+        self.at_eof = false;
+        self.dirty = true;
     }
 
     /// Everything up to `seq` is committed on the master.
     pub fn ack(&mut self, seq: u64) {
         while self.inflight.front().is_some_and(|l| l.seq <= seq) {
             if let Some(line) = self.inflight.pop_front() {
-                self.acked_offset = line.end;
-                self.acked_seq = line.seq;
-                self.dirty = true;
+                self.acked(&line);
             }
         }
         self.skip_through = self.skip_through.max(seq);
@@ -154,8 +260,15 @@ impl Stream {
     /// Whether the bytes before the read position are still those we read.
     fn truncated(&self, file: &File) -> io::Result<bool> {
         let size = file.metadata()?.len();
-        if size < self.read_offset {
+        if size < self.read_offset || size < self.head.len() as u64 {
             return Ok(true);
+        }
+        if !self.head.is_empty() {
+            let mut now = vec![0u8; self.head.len()];
+            file.read_exact_at(&mut now, 0)?;
+            if now != self.head {
+                return Ok(true);
+            }
         }
         let Some(sig) = &self.signature else {
             return Ok(false);
@@ -230,9 +343,7 @@ impl Stream {
         };
         self.next_seq += 1;
         if line.seq <= self.skip_through && self.inflight.is_empty() {
-            self.acked_offset = line.end;
-            self.acked_seq = line.seq;
-            self.dirty = true;
+            self.acked(&line);
             return;
         }
         self.inflight.push_back(line.clone());
@@ -264,28 +375,20 @@ fn identity(path: &Path) -> Option<u64> {
         .map(|m| m.ino())
 }
 
-/// Finds a rotated file next to `path` by inode (`decnet.log.1` and the like).
-fn find_by_inode(path: &Path, inode: u64) -> Option<File> {
-    let dir = path.parent()?;
-    std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(Result::ok)
-        .find(|e| e.metadata().is_ok_and(|m| m.is_file() && m.ino() == inode))
-        .and_then(|e| File::open(e.path()).ok())
+/// An instant `grace` ago: a drain that starts there may close the file at its end.
+fn long_ago(grace: Duration) -> Instant {
+    Instant::now()
+        .checked_sub(grace)
+        .unwrap_or_else(Instant::now)
 }
 
-/// Whether `file` still holds, just before the saved offset, the bytes saved with it.
-fn still_there(file: &File, pos: &Position) -> bool {
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    if size < pos.offset {
-        return false;
+/// The first bytes of `file`, up to [`HEAD`] and not past `limit`.
+fn read_head(file: &File, limit: u64) -> Vec<u8> {
+    let mut head = vec![0u8; limit.min(HEAD as u64) as usize];
+    if file.read_exact_at(&mut head, 0).is_err() {
+        head.clear();
     }
-    let len = pos.signature.len() as u64;
-    if len == 0 || len > pos.offset {
-        return true;
-    }
-    let mut now = vec![0u8; pos.signature.len()];
-    file.read_exact_at(&mut now, pos.offset - len).is_ok() && now == pos.signature
+    head
 }
 
 impl Tailer {
@@ -314,44 +417,11 @@ impl Tailer {
         Ok(tailer)
     }
 
-    fn restore(&mut self, path: &Path) -> store::Result<Vec<Stream>> {
-        let rows = self.offsets.open_sources(path)?;
-        let current = identity(path);
-        let last_here = rows.iter().rposition(|r| Some(r.inode) == current);
-        let mut streams = Vec::new();
-        for (i, row) in rows.iter().enumerate() {
-            let opened = if Some(i) == last_here {
-                File::open(path).ok().map(|f| (f, State::Live))
-            } else if Some(row.inode) == current {
-                None
-            } else {
-                let long_ago = Instant::now()
-                    .checked_sub(self.grace)
-                    .unwrap_or_else(Instant::now);
-                find_by_inode(path, row.inode).map(|f| (f, State::Draining { since: long_ago }))
-            };
-            let Some((file, state)) = opened else {
-                if row.offset > 0 || row.seq > 0 {
-                    tracing::warn!(source = %row.source, "file of an unfinished source is gone; its unshipped lines are lost");
-                }
-                self.offsets.finish(&row.source)?;
-                continue;
-            };
-            if !still_there(&file, row) {
-                tracing::warn!(source = %row.source, "file truncated while the forwarder was down");
-                self.offsets.finish(&row.source)?;
-                continue;
-            }
-            tracing::info!(source = %row.source, offset = row.offset, seq = row.seq, "resuming");
-            streams.push(Stream::new(row, Some(file), state));
-        }
-        Ok(streams)
-    }
-
     /// Starts a new source for the file now at `path`, persisted before any line.
     fn start(&mut self, file_idx: usize, file: File, inode: u64) -> store::Result<()> {
         let path = self.files[file_idx].path.clone();
         let generation = self.offsets.next_generation(&path)?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         let pos = Position {
             source: format!("{}:{inode}:{generation}", path.display()),
             path,
@@ -360,12 +430,17 @@ impl Tailer {
             offset: 0,
             seq: 0,
             signature: Vec::new(),
+            digest: Sha256::digest(b"").to_vec(),
+            head: read_head(&file, size),
         };
         self.offsets.save(std::slice::from_ref(&pos))?;
         tracing::info!(source = %pos.source, "following a new file");
-        self.files[file_idx]
-            .streams
-            .push(Stream::new(&pos, Some(file), State::Live));
+        self.files[file_idx].streams.push(Stream::new(
+            &pos,
+            Some(file),
+            State::Live,
+            Some(Sha256::new()),
+        ));
         Ok(())
     }
 
@@ -387,10 +462,18 @@ impl Tailer {
                 }
                 let Some(file) = &stream.file else { continue };
                 if stream.truncated(file).unwrap_or(false) {
-                    tracing::warn!(source = %stream.source, "file truncated (copytruncate); starting a new generation");
-                    stream.state = State::Closed;
-                    stream.file = None;
                     restart = Some(stream.inode);
+                    if let Some(copy) = stream.find_copy() {
+                        let unread = copy.len.saturating_sub(stream.read_offset);
+                        tracing::info!(source = %stream.source, copy = %copy.path.display(), offset = stream.read_offset, unread, "file truncated (copytruncate); continuing in the rotated copy, then a new generation");
+                        stream.follow_into(copy, self.grace);
+                        // Saved before the new source: a crash now still finds the copy.
+                        self.offsets.save(&[stream.position()])?;
+                    } else {
+                        tracing::warn!(source = %stream.source, "file truncated (copytruncate) and no rotated copy holds what was read; lines not read yet are lost; starting a new generation");
+                        stream.state = State::Closed;
+                        stream.file = None;
+                    }
                     continue;
                 }
                 let size = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -399,10 +482,17 @@ impl Tailer {
                     tracing::warn!(source = %stream.source, skipped, "forwarder lags more than the cap; dropping the oldest bytes");
                     stream.read_offset = size - self.max_lag;
                     stream.signature = None;
+                    // The skipped bytes are not hashed: no copy can be proven any more.
+                    stream.acked_digest = None;
                     if stream.inflight.is_empty() {
                         stream.acked_offset = stream.read_offset;
                         stream.dirty = true;
                     }
+                }
+                // Checked against above: an unchanged head only grows.
+                if stream.head.len() < HEAD && size > stream.head.len() as u64 {
+                    stream.head = read_head(file, size);
+                    stream.dirty = true;
                 }
             }
             let has_live = self.files[i].streams.iter().any(|s| s.state == State::Live);
