@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use decnet::bus::{Bus, FakeBus, topics};
-use decnet::collector::{self, Settings, sink::Stats};
+use decnet::roles::collector::{self, Settings, sink::Stats};
 use decnet::config::CollectorConfig;
 use decnet::engine::Engine;
 use decnet::engine::image::{self, ImageSpec};

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use decnet::collector;
+use decnet::roles::collector;
 use decnet::engine::containers::{self, Found};
 use decnet::engine::deploy::{self, Request};
 use decnet::engine::image::ImageSpec;
