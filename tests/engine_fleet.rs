@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use decnet::roles::collector;
 use decnet::engine::containers::{self, Found};
 use decnet::engine::deploy::{self, Request};
 use decnet::engine::image::ImageSpec;
@@ -27,6 +26,7 @@ use decnet::ini;
 use decnet::model::build::{self, IniOptions};
 use decnet::model::detect::{HostNetwork, NetworkHints};
 use decnet::model::{DecnetConfig, Mode};
+use decnet::roles::collector;
 use decnet::syslog;
 use tokio_util::sync::CancellationToken;
 

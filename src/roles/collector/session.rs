@@ -12,11 +12,23 @@
 //! Choices where engine.md §3.1 is silent: a command's `id` is the first 16 hex digits of
 //! the SHA-256 of its raw line (stable, so consumers can de-duplicate); `shard_path` is the
 //! event's `shard_path` field or `null`; commands without an attacker address (the telnet
-//! hook logs none) cannot be attributed and are not kept. Memory is bounded: at most
-//! [`MAX_IPS`] addresses and [`MAX_COMMANDS`] commands each (the oldest go first).
-use std::collections::{HashMap, VecDeque};
+//! hook logs none) cannot be attributed and are not kept.
+//!
+//! # Bounds
+//! The keys are attacker-supplied addresses and the commands attacker-supplied text, so
+//! memory is capped in entries and in bytes: at most [`MAX_IPS`] addresses,
+//! [`MAX_COMMANDS`] commands and [`MAX_IP_BYTES`] per address, [`MAX_BYTES`] in all. A
+//! command's size is the text it holds plus a fixed overhead ([`cost`]), kept in running
+//! totals so no check walks the map. Addresses sit in a linked hash map in order of their
+//! last command: the least recently active one is evicted first, and since it is also the
+//! first to expire, the TTL is enforced by popping from the same end. Every insertion,
+//! expiry and eviction is O(1) (an evicted address frees its commands in one go, each of
+//! which was inserted once).
+use std::collections::VecDeque;
 use std::time::Duration;
 
+use hashlink::LinkedHashMap;
+use hashlink::linked_hash_map::RawEntryMut;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
@@ -29,14 +41,55 @@ pub const SESSION_RECORDED: &str = "session_recorded";
 pub const MAX_IPS: usize = 10_000;
 /// Most pending commands per attacker address.
 pub const MAX_COMMANDS: usize = 1_000;
+/// Most bytes of pending commands in all.
+pub const MAX_BYTES: usize = 32 << 20;
+/// Most bytes of pending commands per attacker address, so one address cannot take the
+/// whole budget.
+pub const MAX_IP_BYTES: usize = MAX_BYTES / 8;
+/// Bookkeeping counted per command besides its text (map slot, deque slot, JSON nodes).
+const COMMAND_OVERHEAD: usize = 256;
 /// Keys of the bash hook's `CMD …` message copied into a command record.
 const HOOK_KEYS: [&str; 4] = ["uid", "user", "src", "pwd"];
+
+/// One remembered command.
+#[derive(Debug)]
+struct Command {
+    seen: Instant,
+    decky: String,
+    record: Value,
+    bytes: usize,
+}
+
+/// The pending commands of one address, oldest first, and their size.
+#[derive(Debug, Default)]
+struct Pending {
+    commands: VecDeque<Command>,
+    bytes: usize,
+}
+
+impl Pending {
+    fn pop_front(&mut self) -> Option<Command> {
+        let cmd = self.commands.pop_front()?;
+        self.bytes -= cmd.bytes;
+        Some(cmd)
+    }
+
+    /// When the newest command was seen.
+    fn last_seen(&self) -> Option<Instant> {
+        self.commands.back().map(|c| c.seen)
+    }
+}
 
 /// Pending commands per attacker address.
 #[derive(Debug)]
 pub struct Sessions {
     ttl: Duration,
-    pending: HashMap<String, VecDeque<(Instant, String, Value)>>,
+    /// Addresses, least recently active first.
+    pending: LinkedHashMap<String, Pending>,
+    /// Commands held, over every address.
+    commands: usize,
+    /// Bytes held, over every address.
+    bytes: usize,
 }
 
 impl Sessions {
@@ -44,7 +97,9 @@ impl Sessions {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
-            pending: HashMap::new(),
+            pending: LinkedHashMap::new(),
+            commands: 0,
+            bytes: 0,
         }
     }
 
@@ -64,41 +119,98 @@ impl Sessions {
 
     /// How many commands are pending.
     pub fn pending(&self) -> usize {
-        self.pending.values().map(VecDeque::len).sum()
+        self.commands
+    }
+
+    /// How many addresses have pending commands.
+    pub fn addresses(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// How many bytes the pending commands count for (see [`MAX_BYTES`]).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn expired(&self, seen: Instant, now: Instant) -> bool {
+        now.saturating_duration_since(seen) >= self.ttl
+    }
+
+    /// Drops the addresses whose newest command has expired: they are at the front.
+    fn expire(&mut self, now: Instant) {
+        while let Some((_, p)) = self.pending.front() {
+            if !p.last_seen().is_none_or(|seen| self.expired(seen, now)) {
+                break;
+            }
+            self.evict_front();
+        }
+    }
+
+    fn evict_front(&mut self) {
+        if let Some((_, p)) = self.pending.pop_front() {
+            self.commands -= p.commands.len();
+            self.bytes -= p.bytes;
+        }
     }
 
     fn remember(&mut self, ip: &str, event: &Event, now: Instant) {
-        if !self.pending.contains_key(ip) && self.pending.len() >= MAX_IPS {
-            let ttl = self.ttl;
-            self.pending.retain(|_, cmds| {
-                cmds.retain(|(seen, _, _)| now.saturating_duration_since(*seen) < ttl);
-                !cmds.is_empty()
-            });
-            if self.pending.len() >= MAX_IPS {
-                tracing::debug!(ip, "session aggregator full; command not kept");
-                return;
+        self.expire(now);
+        let record = command(event);
+        let bytes = cost(&record, &event.decky);
+        if bytes > MAX_IP_BYTES {
+            tracing::debug!(ip, bytes, "command too large for the session aggregator");
+            return;
+        }
+        let pending = match self.pending.raw_entry_mut().from_key(ip) {
+            RawEntryMut::Occupied(mut slot) => {
+                slot.to_back();
+                slot.into_mut()
             }
+            RawEntryMut::Vacant(slot) => slot.insert(ip.to_owned(), Pending::default()).1,
+        };
+        pending.commands.push_back(Command {
+            seen: now,
+            decky: event.decky.clone(),
+            record,
+            bytes,
+        });
+        pending.bytes += bytes;
+        self.commands += 1;
+        self.bytes += bytes;
+        while pending.commands.len() > MAX_COMMANDS || pending.bytes > MAX_IP_BYTES {
+            let Some(old) = pending.pop_front() else {
+                break;
+            };
+            self.commands -= 1;
+            self.bytes -= old.bytes;
         }
-        let cmds = self.pending.entry(ip.to_owned()).or_default();
-        if cmds.len() >= MAX_COMMANDS {
-            cmds.pop_front();
+        // This address is now at the back and within MAX_IP_BYTES < MAX_BYTES, so the loop
+        // evicts other addresses before it could reach this one.
+        while self.pending.len() > MAX_IPS || self.bytes > MAX_BYTES {
+            self.evict_front();
         }
-        cmds.push_back((now, event.decky.clone(), command(event)));
     }
 
     fn ended(&mut self, ip: &str, event: &Event, now: Instant) -> Value {
         let mut commands = Vec::new();
-        if let Some(cmds) = self.pending.get_mut(ip) {
-            let ttl = self.ttl;
-            cmds.retain(|(seen, decky, cmd)| {
-                let live = now.saturating_duration_since(*seen) < ttl;
-                if live && *decky == event.decky {
-                    commands.push(cmd.clone());
-                    return false;
+        let ttl = self.ttl;
+        if let Some(pending) = self.pending.get_mut(ip) {
+            let mut kept = VecDeque::with_capacity(pending.commands.len());
+            for cmd in pending.commands.drain(..) {
+                let live = now.saturating_duration_since(cmd.seen) < ttl;
+                if live && cmd.decky != event.decky {
+                    kept.push_back(cmd);
+                    continue;
                 }
-                live
-            });
-            if cmds.is_empty() {
+                pending.bytes -= cmd.bytes;
+                self.commands -= 1;
+                self.bytes -= cmd.bytes;
+                if live {
+                    commands.push(cmd.record);
+                }
+            }
+            pending.commands = kept;
+            if pending.commands.is_empty() {
                 self.pending.remove(ip);
             }
         }
@@ -115,6 +227,20 @@ impl Sessions {
             "shard_path": field("shard_path"),
         })
     }
+}
+
+/// What a command counts for against [`MAX_BYTES`]: its strings (record keys and values,
+/// and the decky it was seen on) plus [`COMMAND_OVERHEAD`].
+fn cost(record: &Value, decky: &str) -> usize {
+    let strings: usize = record
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+                .sum()
+        })
+        .unwrap_or_default();
+    strings + decky.len() + COMMAND_OVERHEAD
 }
 
 /// The record of one `command` event.
@@ -229,9 +355,68 @@ mod tests {
             let ip = format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255);
             s.observe(&cmd("d1", &ip, "id"), t0);
         }
-        assert!(s.pending.len() <= MAX_IPS);
+        assert_eq!(s.addresses(), MAX_IPS);
+        assert_eq!(s.bytes(), recount(&s));
         // Once the window has passed, expired addresses make room again.
         s.observe(&cmd("d1", "192.0.2.77", "id"), late);
-        assert_eq!(s.pending.len(), 1);
+        assert_eq!((s.addresses(), s.pending()), (1, 1));
+        assert_eq!(s.bytes(), recount(&s));
+    }
+
+    /// The bytes held, summed the slow way.
+    fn recount(s: &Sessions) -> usize {
+        s.pending
+            .values()
+            .flat_map(|p| p.commands.iter())
+            .map(|c| c.bytes)
+            .sum()
+    }
+
+    /// A command of about `len` bytes.
+    fn big(ip: &str, len: usize) -> Event {
+        cmd("d1", ip, &"x".repeat(len))
+    }
+
+    #[test]
+    fn memory_is_bounded_in_bytes_and_the_least_recently_active_go_first() {
+        let mut s = Sessions::new(Duration::from_secs(3600));
+        let t0 = Instant::now();
+        // One address cannot hold more than its share.
+        for _ in 0..200 {
+            s.observe(&big("198.51.100.1", 60_000), t0);
+        }
+        assert!(s.bytes() <= MAX_IP_BYTES, "{}", s.bytes());
+        assert!(s.pending() < 200 && s.pending() > 1);
+        assert_eq!(s.bytes(), recount(&s));
+
+        // Many addresses: the total stays within MAX_BYTES, the oldest are evicted first,
+        // and an address that keeps typing stays.
+        let ip = |i: usize| format!("203.0.113.{}", i % 250 + 1) + &format!("-{}", i / 250);
+        for i in 0..2_000 {
+            s.observe(&big(&ip(i), 60_000), t0);
+            s.observe(&cmd("d1", "198.51.100.1", "still here"), t0);
+        }
+        assert!(s.bytes() <= MAX_BYTES, "{}", s.bytes());
+        assert!(s.bytes() > MAX_BYTES / 2, "the budget is used, not wasted");
+        assert_eq!(s.bytes(), recount(&s));
+        assert!(
+            !s.pending.contains_key(&ip(0)),
+            "the oldest address went first"
+        );
+        assert!(s.pending.contains_key(&ip(1_999)), "the newest stays");
+        assert!(
+            s.pending.contains_key("198.51.100.1"),
+            "an active address stays"
+        );
+
+        // A session's end releases its bytes.
+        let before = s.bytes();
+        s.observe(&ended("d1", &ip(1_999)), t0).expect("ended");
+        assert!(s.bytes() < before);
+        assert_eq!(s.bytes(), recount(&s));
+        assert_eq!(
+            s.pending(),
+            s.pending.values().map(|p| p.commands.len()).sum::<usize>()
+        );
     }
 }
