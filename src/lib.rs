@@ -24,6 +24,7 @@
 //! - [`roles`]: one module per long-running role, among them the [`roles::collector`] that
 //!   follows decky service containers' stdout into the local event log.
 //! - [`signals`]: SIGTERM / Ctrl-C as a shutdown token for every role.
+//! - [`term`]: attacker text escaped before it reaches an operator's terminal.
 #![forbid(unsafe_code)]
 
 pub mod bus;
@@ -41,6 +42,7 @@ pub mod roles;
 pub mod signals;
 pub mod store;
 pub mod syslog;
+pub mod term;
 pub mod tls;
 
 /// The crate version, as built.
