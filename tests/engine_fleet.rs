@@ -206,9 +206,9 @@ fn request<'a>(
         seed: 7,
         ..IniOptions::default()
     };
-    let plan =
-        build::plan_from_ini_text(text, &NetworkHints::default(), &HostNetwork::read(), &opts)
-            .expect("valid INI");
+    let ini = ini::parse(text).expect("valid INI");
+    let plan = build::plan_from_ini(ini, &NetworkHints::default(), &HostNetwork::read(), &opts)
+        .expect("plans");
     assert_eq!(
         plan.network.host_ip,
         HOST.parse().ok(),
