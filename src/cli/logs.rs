@@ -179,7 +179,7 @@ mod tests {
         let log = StoredLog {
             id: 1,
             timestamp: "2026-11-29 12:00:00".into(),
-            decky: format!("decky\u{1b}[31m"),
+            decky: "decky\u{1b}[31m".into(),
             service: "ssh".into(),
             event_type: "command".into(),
             attacker_ip: "198.51.100.7".into(),
