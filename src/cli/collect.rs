@@ -32,6 +32,7 @@ pub fn run(args: CollectArgs, config: &Config) -> anyhow::Result<()> {
             rate_limited = stats.rate_limited,
             dropped = stats.dropped,
             unparsed = stats.unparsed,
+            hostname_mismatch = stats.mismatched,
             "collector stopped"
         );
         Ok(())
