@@ -18,7 +18,7 @@
 //! The keys are attacker-supplied addresses and the commands attacker-supplied text, so
 //! memory is capped in entries and in bytes: at most [`MAX_IPS`] addresses,
 //! [`MAX_COMMANDS`] commands and [`MAX_IP_BYTES`] per address, [`MAX_BYTES`] in all. A
-//! command's size is the text it holds plus a fixed overhead ([`cost`]), kept in running
+//! command's size is the text it holds plus a fixed overhead (`cost`), kept in running
 //! totals so no check walks the map. Addresses sit in a linked hash map in order of their
 //! last command: the least recently active one is evicted first, and since it is also the
 //! first to expire, the TTL is enforced by popping from the same end. Every insertion,
