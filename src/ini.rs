@@ -27,7 +27,8 @@
 //! [`parse`] is the string path (web deploys): lenient about duplicates, as the original.
 //! [`load`] is the file path: strict. Both refuse more than 512 KiB. The result is an
 //! [`IniConfig`] of [`DeckySpec`]s; the builders in [`crate::model::build`] turn it into
-//! deployable deckies.
+//! deployable deckies. [`IniConfig`] is plain data and lives in [`crate::model`] (it is
+//! re-exported here): this module depends on the model, never the other way round.
 //!
 //! Where decnet differs from the original, on purpose: inline `;`/`#` comments are
 //! stripped (decision #8); `[general] mutate_interval=` fills the global interval (the
@@ -44,9 +45,10 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::catalog;
-use crate::model::detect::NetworkHints;
-use crate::model::{self, DeckySpec, Ipv4Net};
+use crate::model::{self, DeckySpec};
 use syntax::Section;
+
+pub use crate::model::{CustomService, IniConfig};
 
 /// Largest INI text accepted, in bytes.
 pub const MAX_INI_BYTES: usize = 512 * 1024;
@@ -162,59 +164,6 @@ pub enum Error {
 impl From<model::Error> for Error {
     fn from(e: model::Error) -> Self {
         Error::Decky(Box::new(e))
-    }
-}
-
-/// A bring-your-own service from a `[custom-<name>]` section.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CustomService {
-    /// The service name (section name without `custom-`).
-    pub name: String,
-    /// The Docker image to run (`binary=`).
-    pub image: String,
-    /// The command line (`exec=`, split on whitespace); empty keeps the image's own.
-    pub exec: Vec<String>,
-    /// Ports it listens on (`ports=`; tokens that are not port numbers are dropped).
-    pub ports: Vec<u16>,
-}
-
-impl CustomService {
-    /// Container name in decky `decky`: `<decky>-<name>` with `_` turned into `-`.
-    pub fn container_name(&self, decky: &str) -> String {
-        format!("{decky}-{}", self.name.replace('_', "-"))
-    }
-}
-
-/// A parsed deployment file.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IniConfig {
-    /// `[general] net=`.
-    pub subnet: Option<Ipv4Net>,
-    /// `[general] gw=`.
-    pub gateway: Option<Ipv4Addr>,
-    /// `[general] interface=`.
-    pub interface: Option<String>,
-    /// `[general] mutate_interval=`: rotation interval of deckies that set none.
-    pub mutate_interval: Option<u32>,
-    /// One spec per decky, `amount=` already expanded, personas attached.
-    pub deckies: Vec<DeckySpec>,
-    /// Services from `[custom-<name>]` sections.
-    pub custom_services: Vec<CustomService>,
-}
-
-impl IniConfig {
-    /// The `[general]` network settings, for [`crate::model::detect::resolve_network`].
-    pub fn network_hints(&self) -> NetworkHints {
-        NetworkHints {
-            interface: self.interface.clone(),
-            subnet: self.subnet,
-            gateway: self.gateway,
-        }
-    }
-
-    /// The custom service named `name`.
-    pub fn custom_service(&self, name: &str) -> Option<&CustomService> {
-        self.custom_services.iter().find(|c| c.name == name)
     }
 }
 

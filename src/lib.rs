@@ -18,18 +18,18 @@
 //! - [`bus`]: the host-local publish/subscribe bus: wire protocol, broker, client, topics.
 //! - [`engine`]: Docker through bollard: the decky image built from this binary, the fleet
 //!   network, decky containers, deploy / teardown / status and the state file.
-//! - [`collector`]: follows decky service containers' stdout into the local event log.
 //! - [`syslog`]: RFC 5424 lines (format, tolerant parse) and the octet-counting codec.
 //! - [`store`]: the SQLite store: migrations, the `logs` table, the batching writer task.
 //! - [`logship`]: the forwarder ↔ listener envelope that makes log delivery exactly-once.
-//! - [`roles`]: one module per long-running role.
+//! - [`roles`]: one module per long-running role, among them the [`roles::collector`] that
+//!   follows decky service containers' stdout into the local event log.
 //! - [`signals`]: SIGTERM / Ctrl-C as a shutdown token for every role.
+//! - [`term`]: attacker text escaped before it reaches an operator's terminal.
 #![forbid(unsafe_code)]
 
 pub mod bus;
 pub mod catalog;
 pub mod cli;
-pub mod collector;
 pub mod config;
 pub mod engine;
 pub mod fsutil;
@@ -42,6 +42,7 @@ pub mod roles;
 pub mod signals;
 pub mod store;
 pub mod syslog;
+pub mod term;
 pub mod tls;
 
 /// The crate version, as built.

@@ -1,5 +1,6 @@
 //! The collector against the real Docker engine: decky service containers on a throwaway
-//! bridge network, connections from this host, and the log files the collector writes.
+//! bridge network, connections from this host, and the log files the collector writes,
+//! including a decky that writes another decky's HOSTNAME.
 mod util;
 
 use std::collections::HashMap;
@@ -9,11 +10,13 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use decnet::bus::{Bus, FakeBus, topics};
-use decnet::collector::{self, Settings, sink::Stats};
+use decnet::bus::{Bus, LocalBus, Subscription, topics};
 use decnet::config::CollectorConfig;
 use decnet::engine::Engine;
 use decnet::engine::image::{self, ImageSpec};
+use decnet::roles::collector::provenance::{CLAIMED_HOSTNAME, HOSTNAME_MISMATCH};
+use decnet::roles::collector::{self, Settings, sink::Stats};
+use decnet::store::LogRecord;
 use decnet::syslog::{self, Event};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -78,6 +81,19 @@ impl Objects {
     /// Runs `decky --service <service>` as decky `decky`, labelled like a fleet service
     /// container, and returns its address on `net`.
     fn decky(&mut self, image: &str, net: &Network, decky: &str, service: &str) -> Ipv4Addr {
+        self.decky_claiming(image, net, decky, decky, service)
+    }
+
+    /// Like [`Objects::decky`], but the process writes `claim` as its HOSTNAME (what a
+    /// compromised decky can do): the label still says `decky`.
+    fn decky_claiming(
+        &mut self,
+        image: &str,
+        net: &Network,
+        decky: &str,
+        claim: &str,
+        service: &str,
+    ) -> Ipv4Addr {
         let name = format!("{decky}-{service}");
         self.containers.push(name.clone());
         util::docker_cli(&[
@@ -94,7 +110,7 @@ impl Objects {
             "--label",
             &format!("{}={service}", collector::LABEL_SERVICE_NAME),
             "-e",
-            &format!("NODE_NAME={decky}"),
+            &format!("NODE_NAME={claim}"),
             image,
             "decky",
             "--service",
@@ -117,7 +133,7 @@ struct Running {
 }
 
 impl Running {
-    fn start(engine: &Engine, log_file: &Path, bus: &FakeBus) -> Self {
+    fn start(engine: &Engine, log_file: &Path, bus: &LocalBus) -> Self {
         let settings = Settings {
             log_file: log_file.to_owned(),
             collector: CollectorConfig {
@@ -172,6 +188,15 @@ fn json_events(json: &Path, decky: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The `system.log` payloads of decky `decky` received so far on `sub`.
+fn published(sub: &mut Subscription, decky: &str) -> Vec<serde_json::Value> {
+    std::iter::from_fn(|| sub.try_recv())
+        .filter_map(|m| m.envelope().ok())
+        .map(|e| e.payload)
+        .filter(|p| p["decky"] == decky)
+        .collect()
+}
+
 fn count(events: &[Event], event_type: &str) -> usize {
     events.iter().filter(|e| e.event_type == event_type).count()
 }
@@ -220,7 +245,8 @@ async fn collector_follows_decky_services_into_the_log_without_duplicates() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log: PathBuf = dir.path().join("decnet.log");
     let json = dir.path().join("decnet.json");
-    let bus = FakeBus::new();
+    let bus = LocalBus::new();
+    let mut system_log = bus.subscribe(topics::SYSTEM_LOG).expect("subscribe");
 
     // A decky that runs before the collector starts: its startup line is not lost.
     let decky_a = format!("decky-test-{pid}");
@@ -268,14 +294,7 @@ async fn collector_follows_decky_services_into_the_log_without_duplicates() {
     assert_eq!(connect_json["service"], "redis");
     assert_eq!(connect_json["fields"]["dst_port"], "6379");
     assert_eq!(connect_json["raw_line"], connects[0].raw.as_str());
-    let published: Vec<serde_json::Value> = bus
-        .published()
-        .iter()
-        .filter(|m| m.topic == topics::SYSTEM_LOG)
-        .filter_map(|m| m.envelope().ok())
-        .map(|e| e.payload)
-        .filter(|p| p["decky"] == decky_a.as_str())
-        .collect();
+    let published = published(&mut system_log, &decky_a);
     assert_eq!(published.len(), 2, "startup and one connect: {published:?}");
     assert_eq!(published[1]["event_type"], "connect");
     assert_eq!(published[1]["attacker_ip"], gateway.as_str());
@@ -331,6 +350,94 @@ async fn collector_follows_decky_services_into_the_log_without_duplicates() {
     assert!(status.success(), "{status:?}");
     assert_eq!(raw_events(&cli_log, &decky_a).len(), 4);
     assert!(dir.path().join("cli.cursors").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_decky_writing_another_deckys_hostname_is_stored_under_its_own() {
+    let Some(engine) = util::docker().await else {
+        return;
+    };
+    let pid = std::process::id();
+    let tag = format!("decnet-test/collector-forge:{pid}");
+    let _image = util::RemoveImageOnDrop(tag.clone());
+    let spec = ImageSpec {
+        tag: tag.clone(),
+        binary: util::static_binary(),
+    };
+    image::ensure(&engine, &spec, &mut |_| {})
+        .await
+        .expect("build the decky image");
+    let mut objects = Objects::default();
+    let net = objects.network(&format!("decnet-test-collector-forge-{pid}"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("decnet.log");
+    let bus = LocalBus::new();
+    let mut system_log = bus.subscribe(topics::SYSTEM_LOG).expect("subscribe");
+
+    // The victim is an honest decky; the forger's process writes the victim's name.
+    let victim = format!("decky-forge-{pid}-victim");
+    let forger = format!("decky-forge-{pid}-forger");
+    let ip_victim = objects.decky(&tag, &net, &victim, "redis");
+    let ip_forger = objects.decky_claiming(&tag, &net, &forger, &victim, "ftp");
+    let collector = Running::start(&engine, &log, &bus);
+    connect(ip_forger, 21);
+    connect(ip_victim, 6379);
+    let forged = wait_for(&log, &forger, "connect", 1).await;
+    let honest = wait_for(&log, &victim, "connect", 1).await;
+    let stats = collector.stop().await;
+
+    assert_eq!(
+        (count(&forged, "startup"), count(&forged, "connect")),
+        (1, 1),
+        "{forged:?}"
+    );
+    for e in &forged {
+        assert_eq!(
+            e.service, "ftp",
+            "the victim's name carries none of the forger's lines"
+        );
+        assert_eq!(
+            e.fields.get(CLAIMED_HOSTNAME),
+            Some(victim.as_str()),
+            "{}",
+            e.raw
+        );
+        assert_eq!(e.fields.get(HOSTNAME_MISMATCH), Some("true"), "{}", e.raw);
+        let master = LogRecord::from_line("worker", "decnet.log", 1, e.raw.as_bytes());
+        assert_eq!(
+            master.event.map(|e| e.decky),
+            Some(forger.clone()),
+            "the master stores the true decky"
+        );
+    }
+    assert_eq!(
+        (count(&honest, "startup"), count(&honest, "connect")),
+        (1, 1),
+        "only the victim's own lines are the victim's: {honest:?}"
+    );
+    assert!(
+        honest
+            .iter()
+            .all(|e| e.service == "redis" && e.fields.get(CLAIMED_HOSTNAME).is_none()),
+        "{honest:?}"
+    );
+    assert_eq!(stats.mismatched, 2, "{stats:?}");
+
+    let json: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("decnet.json"))
+        .expect("json log")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
+        .collect();
+    let of = |decky: &str| json.iter().filter(|v| v["decky"] == decky).count();
+    assert_eq!((of(&forger), of(&victim)), (2, 2), "{json:?}");
+    assert!(
+        json.iter()
+            .filter(|v| v["decky"] == forger.as_str())
+            .all(|v| v["fields"][CLAIMED_HOSTNAME] == victim.as_str()),
+        "{json:?}"
+    );
+    let bus_forger = published(&mut system_log, &forger);
+    assert_eq!(bus_forger.len(), 2, "{bus_forger:?}");
 }
 
 #[test]

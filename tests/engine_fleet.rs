@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use decnet::collector;
 use decnet::engine::containers::{self, Found};
 use decnet::engine::deploy::{self, Request};
 use decnet::engine::image::ImageSpec;
@@ -27,6 +26,7 @@ use decnet::ini;
 use decnet::model::build::{self, IniOptions};
 use decnet::model::detect::{HostNetwork, NetworkHints};
 use decnet::model::{DecnetConfig, Mode};
+use decnet::roles::collector;
 use decnet::syslog;
 use tokio_util::sync::CancellationToken;
 
@@ -206,9 +206,9 @@ fn request<'a>(
         seed: 7,
         ..IniOptions::default()
     };
-    let plan =
-        build::plan_from_ini_text(text, &NetworkHints::default(), &HostNetwork::read(), &opts)
-            .expect("valid INI");
+    let ini = ini::parse(text).expect("valid INI");
+    let plan = build::plan_from_ini(ini, &NetworkHints::default(), &HostNetwork::read(), &opts)
+        .expect("plans");
     assert_eq!(
         plan.network.host_ip,
         HOST.parse().ok(),

@@ -122,7 +122,7 @@ pub fn encode_evt(topic: &str, published: &Published<'_>, dst: &mut BytesMut) ->
     })
 }
 
-/// The envelope JSON for an event, as the broker would build it (used by `FakeBus`).
+/// The envelope JSON for an event, as the broker would build it (used by `LocalBus`).
 pub fn envelope_body(
     topic: &str,
     event_type: &str,

@@ -15,6 +15,7 @@ use clap::{Args, Subcommand};
 use super::CliError;
 use crate::bus::{Bus, UnixBus};
 use crate::config::Config;
+use crate::term::escape_json;
 
 /// Arguments of `decnet bus`.
 #[derive(Debug, Args)]
@@ -110,8 +111,8 @@ async fn subscribe(
         let Some(msg) = msg else {
             anyhow::bail!("the bus closed");
         };
-        out.write_all(&msg.body)?;
-        out.write_all(b"\n")?;
+        // Payloads carry attacker text; the broker only checked that it is JSON.
+        writeln!(out, "{}", escape_json(&String::from_utf8_lossy(&msg.body)))?;
         out.flush()?;
         seen += 1;
     }

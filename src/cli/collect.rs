@@ -25,13 +25,14 @@ pub fn run(args: CollectArgs, config: &Config) -> anyhow::Result<()> {
     runtime.block_on(async {
         let shutdown =
             crate::signals::shutdown_on_signals().context("installing the SIGTERM handler")?;
-        let stats = crate::collector::run(config, args.log_file, shutdown).await?;
+        let stats = crate::roles::collector::run(config, args.log_file, shutdown).await?;
         tracing::info!(
             lines = stats.lines,
             admitted = stats.admitted,
             rate_limited = stats.rate_limited,
             dropped = stats.dropped,
             unparsed = stats.unparsed,
+            hostname_mismatch = stats.mismatched,
             "collector stopped"
         );
         Ok(())

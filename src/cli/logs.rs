@@ -5,6 +5,10 @@
 //! costs one indexed query); `--json` prints one JSON object per line. `count` prints
 //! how many events are stored; with `--at-least N` it first waits until there are N
 //! (scripts and the benchmark use it).
+//!
+//! Every field is attacker-influenced, so both forms pass through [`crate::term`]: the
+//! text form shows control characters as `\x1b`-style escapes, the JSON form writes the
+//! ones JSON allows raw (DEL, C1, bidi) as `\uNNNN`.
 use super::Flavor;
 use std::io::Write;
 use std::path::PathBuf;
@@ -14,6 +18,7 @@ use clap::{Args, Subcommand};
 
 use crate::config::Config;
 use crate::store::{Options, Reader, Store, StoredLog};
+use crate::term::{escape, escape_json};
 
 /// Arguments of `decnet logs`.
 #[derive(Debug, Args)]
@@ -147,18 +152,63 @@ fn print(log: &StoredLog, json: bool, out: &mut impl Write) -> std::io::Result<(
             "seq": log.seq,
             "received_at": log.received_at,
         });
-        writeln!(out, "{value}")
+        writeln!(out, "{}", escape_json(&value.to_string()))
     } else {
         writeln!(
             out,
             "{} {} {}/{} {} {} {}",
-            log.timestamp,
-            log.worker,
-            log.decky,
-            log.service,
-            log.event_type,
-            log.attacker_ip,
-            log.msg.as_deref().unwrap_or(&log.raw_line)
+            escape(&log.timestamp),
+            escape(&log.worker),
+            escape(&log.decky),
+            escape(&log.service),
+            escape(&log.event_type),
+            escape(&log.attacker_ip),
+            escape(log.msg.as_deref().unwrap_or(&log.raw_line))
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syslog::Fields;
+
+    #[test]
+    fn attacker_bytes_reach_the_terminal_escaped() {
+        let evil = "x\u{1b}]0;owned\u{7}\u{1b}[2J\rfake\u{9b}1m";
+        let log = StoredLog {
+            id: 1,
+            timestamp: "2026-11-29 12:00:00".into(),
+            decky: "decky\u{1b}[31m".into(),
+            service: "ssh".into(),
+            event_type: "command".into(),
+            attacker_ip: "198.51.100.7".into(),
+            raw_line: evil.into(),
+            fields: Fields::from_iter([("cmd", evil)]),
+            msg: Some(evil.into()),
+            worker: "w1".into(),
+            source: "decnet.log".into(),
+            seq: 1,
+            received_at: "2026-11-29 12:00:00.000000".into(),
+        };
+        for json in [false, true] {
+            let mut out = Vec::new();
+            print(&log, json, &mut out).expect("print");
+            let text = String::from_utf8(out).expect("utf-8");
+            assert!(
+                !text.trim_end_matches('\n').chars().any(char::is_control),
+                "{text:?}"
+            );
+            if json {
+                let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+                assert_eq!(value["msg"], evil, "the JSON value is unchanged");
+            } else {
+                assert!(text.contains("decky\\x1b[31m/ssh"), "{text}");
+                assert!(
+                    text.contains("\\x1b]0;owned\\x07\\x1b[2J\\x0dfake\\x9b1m"),
+                    "{text}"
+                );
+            }
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! The builders (engine.md §1.3, §1.5): operator wishes in, validated [`DeckyConfig`]s out.
 //!
-//! - [`from_ini`] / [`plan_from_ini`] / [`plan_from_ini_text`]: one decky per INI spec;
+//! - [`from_ini`] / [`plan_from_ini`]: one decky per INI spec;
 //!   explicit `ip=` first, the rest from the subnet in ascending order.
 //! - [`from_flags`]: `decky-01` … `decky-NN` from `decnet deploy` flags.
 //!
@@ -18,9 +18,8 @@ use std::net::Ipv4Addr;
 use super::alloc::{IpPool, allocate_ips};
 use super::detect::{HostNetwork, Network, NetworkHints, resolve_network};
 use super::rng::Rng;
-use super::{DEFAULT_NMAP_OS, DeckyConfig, Error, ServiceConfig};
+use super::{DEFAULT_NMAP_OS, DeckyConfig, Error, IniConfig, ServiceConfig};
 use crate::catalog::{self, Archetype, DISTROS, Distro, HOSTNAME_WORDS, HostnameStyle};
-use crate::ini::{self, IniConfig};
 
 /// Most services a random set holds.
 const MAX_RANDOM_SERVICES: usize = 3;
@@ -84,19 +83,8 @@ pub struct IniPlan {
     pub deckies: Vec<DeckyConfig>,
 }
 
-/// INI text to deckies, as web deploys and `decnet deploy --config` need it: parses
-/// leniently, settles the network (`flags` > `[general]` > `host`), then builds.
-pub fn plan_from_ini_text(
-    text: &str,
-    flags: &NetworkHints,
-    host: &HostNetwork,
-    opts: &IniOptions,
-) -> Result<IniPlan, Error> {
-    plan_from_ini(ini::parse(text)?, flags, host, opts)
-}
-
-/// A parsed INI file (e.g. from [`ini::load`]) to deckies: settles the network
-/// (`flags` > `[general]` > `host`), then builds.
+/// A parsed INI file (from the INI reader's `parse` or `load`) to deckies:
+/// settles the network (`flags` > `[general]` > `host`), then builds.
 pub fn plan_from_ini(
     ini: IniConfig,
     flags: &NetworkHints,

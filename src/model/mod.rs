@@ -4,7 +4,7 @@
 //! The flow of a deploy, before any container exists:
 //! 1. [`detect::resolve_network`] settles interface, subnet, gateway and host IP
 //!    (flag > INI `[general]` > what the host says).
-//! 2. [`build::plan_from_ini_text`] (or its parts) or [`build::from_flags`] turn the
+//! 2. [`build::plan_from_ini`] (or its parts) or [`build::from_flags`] turn the
 //!    operator's wishes into validated [`DeckyConfig`]s, allocating addresses with
 //!    [`alloc`] and drawing every random choice from a seeded [`rng::Rng`], so a seed
 //!    reproduces a fleet exactly.
@@ -19,6 +19,7 @@ mod decky;
 pub mod detect;
 mod fleet;
 pub mod rng;
+mod spec;
 
 pub use cidr::{CidrError, Ipv4Net};
 pub use decky::{
@@ -26,6 +27,7 @@ pub use decky::{
     validate_name,
 };
 pub use fleet::{DEFAULT_MUTATE_INTERVAL, DecnetConfig, Mode};
+pub use spec::{CustomService, IniConfig};
 
 use std::net::Ipv4Addr;
 
@@ -180,9 +182,6 @@ pub enum Error {
     /// An archetype, distro or service lookup failed.
     #[error(transparent)]
     Catalog(#[from] catalog::Error),
-    /// The INI text is not a valid deployment file.
-    #[error(transparent)]
-    Ini(#[from] crate::ini::Error),
 }
 
 /// Renders names like a Python list (`['a', 'b']`), as the original's messages do.

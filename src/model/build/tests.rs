@@ -28,9 +28,14 @@ fn opts(seed: u64) -> IniOptions {
     }
 }
 
+/// The deckies of INI `text` (which must parse) on [`lan`].
 fn build(text: &str, seed: u64) -> Result<Vec<DeckyConfig>, Error> {
-    let ini = crate::ini::parse(text)?;
-    from_ini(&ini, &lan(), &opts(seed))
+    from_ini(&parse(text), &lan(), &opts(seed))
+}
+
+/// INI `text`, parsed; the builders' tests start from text because it is readable.
+fn parse(text: &str) -> IniConfig {
+    crate::ini::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"))
 }
 
 fn flags(count: usize) -> FlagOptions {
@@ -130,7 +135,7 @@ fn ini_services_nmap_os_and_intervals() {
         (d[0].mutate_interval, d[2].mutate_interval),
         (Some(45), Some(5))
     );
-    let ini = crate::ini::parse(text).expect("parses");
+    let ini = parse(text);
     let cli = IniOptions {
         cli_mutate_interval: Some(30),
         ..opts(1)
@@ -235,7 +240,7 @@ fn ini_errors() {
 
 #[test]
 fn ini_exhaustion_names_the_decky() {
-    let ini = crate::ini::parse("[w]\namount=5\nservices=ssh\n").expect("parses");
+    let ini = parse("[w]\namount=5\nservices=ssh\n");
     // /29: six hosts minus gateway and host address → four free.
     let small = net("192.0.2.0/29", "192.0.2.1", Some("192.0.2.2"));
     let e = from_ini(&ini, &small, &opts(1)).unwrap_err();
@@ -264,8 +269,8 @@ fn from_text_settles_the_network() {
             prefix: 24,
         }],
     };
-    let plan = plan_from_ini_text(
-        "[a]\nservices=ssh\n",
+    let plan = plan_from_ini(
+        parse("[a]\nservices=ssh\n"),
         &NetworkHints::default(),
         &host,
         &opts(1),
@@ -274,15 +279,14 @@ fn from_text_settles_the_network() {
     assert_eq!(plan.network.subnet.to_string(), "198.51.100.0/24");
     assert_eq!(plan.deckies[0].ip, ip("198.51.100.3"));
     let text = "[general]\nnet=192.0.2.0/24\ngw=192.0.2.254\n[a]\nservices=ssh\n";
-    let plan = plan_from_ini_text(text, &NetworkHints::default(), &host, &opts(1)).expect("plans");
+    let plan =
+        plan_from_ini(parse(text), &NetworkHints::default(), &host, &opts(1)).expect("plans");
     assert_eq!(
         (plan.network.interface.as_str(), plan.deckies[0].ip),
         ("eth0", ip("192.0.2.1"))
     );
-    let e = plan_from_ini_text("", &NetworkHints::default(), &host, &opts(1)).unwrap_err();
-    assert_eq!(e.to_string(), "INI content is empty");
-    let e = plan_from_ini_text(
-        "[a]\n",
+    let e = plan_from_ini(
+        parse("[a]\n"),
         &NetworkHints::default(),
         &HostNetwork::default(),
         &opts(1),

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::Error;
+use super::error::Error;
 use super::follow::Position;
 use crate::fsutil;
 

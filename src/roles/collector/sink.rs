@@ -4,8 +4,11 @@
 //! thread fed by a bounded channel from the followers: appends are ordinary synchronous
 //! writes, a slow disk back-pressures the followers (and, through Docker, nobody else),
 //! and lines of one container stay in order. For each line, in this order:
-//! 1. append it to the raw log `F` (the forensic record the forwarder ships: every line);
-//! 2. parse it (engine.md §3.2); a line that does not parse stops here;
+//! 1. parse it (engine.md §3.2); a line that does not parse is appended to the raw log
+//!    `F` as it is and stops here;
+//! 2. attribute it to the container's decky ([`super::provenance`]): a line claiming
+//!    another HOSTNAME is rewritten and flagged; then append it to `F` (the record the
+//!    forwarder ships: every line);
 //! 3. run the [`Filter`]; an admitted event is appended to `F.json` as one JSON object
 //!    and published on `system.log`, and feeds the session aggregator ([`super::session`]);
 //! 4. record the container's read position (see [`super::cursor`]).
@@ -21,34 +24,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::Error;
 use super::cursor::Cursors;
+use super::error::Error;
 use super::filter::{Filter, Verdict};
-use super::follow::Position;
+use super::follow::Msg;
+use super::provenance::{HOSTNAME_MISMATCH, attribute};
 use super::session::Sessions;
 use crate::bus::{Bus, publish_safely, topics};
 use crate::syslog::{Event, parse};
-
-/// What the followers and discovery send to the writer.
-#[derive(Debug)]
-pub enum Msg {
-    /// One line of a container's stdout.
-    Line {
-        /// The container's id.
-        container: Arc<str>,
-        /// The line, right-trimmed, without its newline.
-        line: String,
-        /// The container's read position once this line is written, if it ends a frame.
-        position: Option<Position>,
-    },
-    /// Save the read positions now (sent about once a second).
-    Flush,
-    /// Answer once everything sent before has been written.
-    Barrier(oneshot::Sender<()>),
-}
 
 /// Counters of what the writer did, for the health heartbeat and tests.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +49,8 @@ pub struct Stats {
     pub dropped: u64,
     /// Events held back by the rate limit.
     pub rate_limited: u64,
+    /// Lines whose HOSTNAME was not their container's decky (rewritten and flagged).
+    pub mismatched: u64,
 }
 
 /// `F` with its extension replaced by `.json` (`decnet.log` → `decnet.json`).
@@ -178,15 +166,27 @@ impl Sink {
         self.stats
     }
 
-    /// Writes one line seen at `now`: raw log, then (parsed and admitted) `.json` and bus.
-    /// Returns the filter's verdict, or `None` for a line that is not RFC 5424.
-    pub fn write(&mut self, line: &str, now: Instant) -> Result<Option<Verdict>, Error> {
-        self.raw.append(line)?;
-        self.stats.lines += 1;
+    /// Writes one line of decky `decky`'s container seen at `now`: raw log (attributed to
+    /// `decky`, see [`attribute`]), then (parsed and admitted) `.json` and bus. Returns the
+    /// filter's verdict, or `None` for a line that is not RFC 5424.
+    pub fn write(
+        &mut self,
+        line: &str,
+        decky: &str,
+        now: Instant,
+    ) -> Result<Option<Verdict>, Error> {
         let Ok(event) = parse(line) else {
+            self.raw.append(line)?;
+            self.stats.lines += 1;
             self.stats.unparsed += 1;
             return Ok(None);
         };
+        let event = attribute(event, decky);
+        self.raw.append(&event.raw)?;
+        self.stats.lines += 1;
+        if event.fields.contains(HOSTNAME_MISMATCH) {
+            self.stats.mismatched += 1;
+        }
         let verdict = self.filter.check(&event, now);
         match verdict {
             Verdict::Dropped => self.stats.dropped += 1,
@@ -257,10 +257,11 @@ pub fn write_loop(mut sink: Sink, cursors: Cursors, mut rx: mpsc::Receiver<Msg>)
         match msg {
             Msg::Line {
                 container,
+                decky,
                 line,
                 position,
             } => {
-                let written = sink.write(&line, Instant::now());
+                let written = sink.write(&line, &decky, Instant::now());
                 if let (Ok(_), Some(p)) = (&written, position) {
                     cursors.set(&container, p);
                 }
@@ -279,7 +280,7 @@ pub fn write_loop(mut sink: Sink, cursors: Cursors, mut rx: mpsc::Receiver<Msg>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bus::FakeBus;
+    use crate::bus::LocalBus;
     use crate::config::CollectorConfig;
 
     const CONNECT: &str = r#"<134>1 2026-11-29T12:00:00.000001+00:00 decky-01 redis - connect [relay@55555 src_ip="192.0.2.7" src_port="5000"]"#;
@@ -306,7 +307,8 @@ mod tests {
     fn raw_gets_everything_json_and_bus_get_admitted_events() {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("logs/decnet.log");
-        let bus = FakeBus::new();
+        let bus = LocalBus::new();
+        let mut all = bus.subscribe(">").expect("subscribe");
         let mut sink = Sink::new(&log, filter(), Some(Arc::new(bus.clone()))).expect("sink");
         let sshd = "<38>1 2026-11-29T12:00:00Z decky-01 sshd - - - Accepted password";
         for (line, verdict) in [
@@ -315,7 +317,10 @@ mod tests {
             (sshd, Some(Verdict::Dropped)),
             ("not syslog at all", None),
         ] {
-            assert_eq!(sink.write(line, Instant::now()).expect("write"), verdict);
+            assert_eq!(
+                sink.write(line, "decky-01", Instant::now()).expect("write"),
+                verdict
+            );
         }
         assert_eq!(read(&log), [CONNECT, CONNECT, sshd, "not syslog at all"]);
         let json = read(&dir.path().join("logs/decnet.json"));
@@ -334,7 +339,7 @@ mod tests {
                 "raw_line": CONNECT,
             })
         );
-        let published = bus.published();
+        let published: Vec<_> = std::iter::from_fn(|| all.try_recv()).collect();
         assert_eq!(published.len(), 1);
         assert_eq!(published[0].topic, topics::SYSTEM_LOG);
         let body = published[0].envelope().expect("envelope");
@@ -351,15 +356,48 @@ mod tests {
                 unparsed: 1,
                 admitted: 1,
                 dropped: 1,
-                rate_limited: 1
+                rate_limited: 1,
+                mismatched: 0,
             }
         );
     }
 
     #[test]
+    fn a_line_claiming_another_decky_is_stored_under_its_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("decnet.log");
+        let bus = LocalBus::new();
+        let mut all = bus.subscribe(">").expect("subscribe");
+        let mut sink = Sink::new(&log, filter(), Some(Arc::new(bus.clone()))).expect("sink");
+        let forged = CONNECT.replace("decky-01", "decky-02");
+        sink.write(&forged, "decky-01", Instant::now())
+            .expect("write");
+        let raw = read(&log);
+        let stored = parse(&raw[0]).expect("the raw log holds RFC 5424");
+        assert_eq!(stored.decky, "decky-01", "{}", raw[0]);
+        assert_eq!(stored.fields.get("claimed_hostname"), Some("decky-02"));
+        assert_eq!(stored.fields.get("hostname_mismatch"), Some("true"));
+        let json: serde_json::Value =
+            serde_json::from_str(&read(&dir.path().join("decnet.json"))[0]).expect("json");
+        assert_eq!(json["decky"], "decky-01");
+        assert_eq!(json["fields"]["claimed_hostname"], "decky-02");
+        assert_eq!(json["raw_line"], raw[0].as_str());
+        let published = all
+            .try_recv()
+            .expect("published")
+            .envelope()
+            .expect("envelope");
+        assert_eq!(published.payload["decky"], "decky-01");
+        assert_eq!(sink.stats().mismatched, 1);
+    }
+
+    #[test]
     fn a_recorded_session_is_summarised_on_the_bus() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let bus = FakeBus::new();
+        let bus = LocalBus::new();
+        let mut ended = bus
+            .subscribe(topics::ATTACKER_SESSION_ENDED)
+            .expect("subscribe");
         let mut sink = Sink::with_sessions(
             &dir.path().join("decnet.log"),
             filter(),
@@ -371,12 +409,9 @@ mod tests {
             "<14>1 2026-11-29T12:00:01Z d1 bash - - - CMD uid=0 user=root src=192.0.2.9 pwd=/ cmd=id",
             r#"<134>1 2026-11-29T12:00:09Z d1 sessrec - session_recorded [relay@55555 sid="7" src_ip="192.0.2.9"]"#,
         ] {
-            sink.write(line, Instant::now()).expect("write");
+            sink.write(line, "d1", Instant::now()).expect("write");
         }
-        let ended: Vec<_> = bus
-            .published()
-            .into_iter()
-            .filter(|m| m.topic == topics::ATTACKER_SESSION_ENDED)
+        let ended: Vec<_> = std::iter::from_fn(|| ended.try_recv())
             .filter_map(|m| m.envelope().ok())
             .collect();
         assert_eq!(ended.len(), 1);
@@ -389,13 +424,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("decnet.log");
         let mut sink = Sink::new(&log, filter(), None).expect("sink");
-        sink.write("one", Instant::now()).expect("write");
+        sink.write("one", "d1", Instant::now()).expect("write");
         std::fs::rename(&log, dir.path().join("decnet.log.1")).expect("rotate");
-        sink.write("two", Instant::now()).expect("write");
+        sink.write("two", "d1", Instant::now()).expect("write");
         assert_eq!(read(&dir.path().join("decnet.log.1")), ["one"]);
         assert_eq!(read(&log), ["two"]);
         std::fs::remove_file(&log).expect("delete");
-        sink.write("three", Instant::now()).expect("write");
+        sink.write("three", "d1", Instant::now()).expect("write");
         assert_eq!(read(&log), ["three"]);
         assert_eq!(crate::fsutil::mode_of(&log).expect("mode") & 0o137, 0);
     }

@@ -18,6 +18,10 @@
 //!   from the saved [`cursor`] position so a restart never copies a line twice.
 //! - [`sink`]: one writer thread owning the files, the [`filter`], the [`session`]
 //!   aggregator and the positions.
+//! - [`provenance`]: each line is stored under the decky its container's label names
+//!   (`decnet.fleet.decky`), never under the HOSTNAME the decky wrote; a line claiming
+//!   another name is rewritten and flagged. A service container without that label is
+//!   not followed.
 //!
 //! # Where this differs from the original
 //! - Legacy discovery by container name from the state file is not done: every container
@@ -28,13 +32,19 @@
 //! - The health heartbeat `system.collector.health` is `{worker, ts, streams}`. A
 //!   `{"action":"stop"}` on `system.collector.control` ends [`serve`] the way a shutdown
 //!   does (the original sent itself SIGTERM).
+//! - The original took the decky from the line's HOSTNAME, so one compromised decky could
+//!   write events in another's name; see [`provenance`].
 //! - [`session`] summarises shell sessions on `attacker.session.ended`; where the spec is
 //!   silent on its fields, the module says what it chose.
 pub mod cursor;
+mod error;
 pub mod filter;
 pub mod follow;
+pub mod provenance;
 pub mod session;
 pub mod sink;
+
+pub use error::Error;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -43,26 +53,29 @@ use std::time::Duration;
 
 use bollard::query_parameters::{EventsOptionsBuilder, ListContainersOptionsBuilder};
 use futures_util::StreamExt;
-use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Bus, Subscription, topics};
 use crate::config::{CollectorConfig, Config};
-use crate::engine::{self, Engine};
+use crate::engine::Engine;
 use cursor::Cursors;
 use filter::Filter;
-use sink::{Msg, Sink, Stats};
+use follow::Msg;
+use sink::{Sink, Stats};
 
 /// Label that marks a fleet service container (value `true`).
-pub const LABEL_FLEET_SERVICE: &str = "decnet.fleet.service";
+pub const LABEL_FLEET_SERVICE: &str = crate::engine::plan::LABEL_SERVICE;
 /// Label that marks a MazeNET topology service container (value `true`).
 pub const LABEL_TOPOLOGY_SERVICE: &str = "decnet.topology.service";
-/// Label naming the decky a service container belongs to.
-pub const LABEL_DECKY: &str = "decnet.fleet.decky";
+/// Label naming the decky a fleet service container belongs to: the name its lines are
+/// stored under, whatever HOSTNAME they claim ([`provenance`]).
+pub const LABEL_DECKY: &str = crate::engine::plan::LABEL_DECKY;
+/// Label naming the decky a MazeNET topology service container belongs to.
+pub const LABEL_TOPOLOGY_DECKY: &str = "decnet.topology.decky";
 /// Label naming the service a container runs.
-pub const LABEL_SERVICE_NAME: &str = "decnet.fleet.service_name";
+pub const LABEL_SERVICE_NAME: &str = crate::engine::plan::LABEL_SERVICE_NAME;
 
 /// Most container logs followed at once; more wait for a free slot at the next rescan.
 pub const MAX_STREAMS: usize = 64;
@@ -75,39 +88,6 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 const HEALTH_EVERY: Duration = Duration::from_secs(30);
 /// First and largest wait before re-connecting the events stream.
 const BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
-
-/// Why the collector could not run.
-#[derive(Debug, Error)]
-pub enum Error {
-    /// The Docker engine is unreachable.
-    #[error(transparent)]
-    Engine(#[from] engine::Error),
-    /// A log or position file could not be written or read.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file involved.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-    /// The saved read positions are not readable.
-    #[error(
-        "{path}: {reason}; delete it to re-read every container's log from the start \
-         (lines already collected will then appear twice)"
-    )]
-    Cursors {
-        /// The position file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The log file's name leaves no room for a `.json` sibling.
-    #[error("{0}: the log file must not end in .json (its parsed sibling is written there)")]
-    LogFileName(PathBuf),
-    /// The writer thread died.
-    #[error("the collector's writer stopped: {0}")]
-    Writer(#[from] tokio::task::JoinError),
-}
 
 /// What a collector needs to know.
 #[derive(Debug, Clone)]
@@ -136,6 +116,28 @@ pub fn is_service(labels: &HashMap<String, String>) -> bool {
     [LABEL_FLEET_SERVICE, LABEL_TOPOLOGY_SERVICE]
         .iter()
         .any(|key| labels.get(*key).is_some_and(|v| v == "true"))
+}
+
+/// The decky a service container with `labels` belongs to, if the labels name one.
+pub fn decky_of(labels: &HashMap<String, String>) -> Option<&str> {
+    [LABEL_DECKY, LABEL_TOPOLOGY_DECKY]
+        .iter()
+        .find_map(|key| labels.get(*key))
+        .map(String::as_str)
+        .filter(|d| !d.is_empty())
+}
+
+/// The decky of service container `id`, or `None` (with a warning) when its labels name
+/// none: its lines could not be attributed, so it is not followed.
+fn attributable(id: &str, labels: &HashMap<String, String>) -> Option<Arc<str>> {
+    let decky = decky_of(labels).map(Arc::from);
+    if decky.is_none() {
+        tracing::warn!(
+            container = %id,
+            "service container without a {LABEL_DECKY} label; not followed, since its lines could not be attributed"
+        );
+    }
+    decky
 }
 
 /// Connects to Docker and the configured bus and collects until `shutdown` fires.
@@ -186,7 +188,7 @@ pub async fn serve(
         cursors,
         tx,
         running: HashSet::new(),
-        restarted: HashSet::new(),
+        restarted: HashMap::new(),
         followers: JoinSet::new(),
         shutdown,
     };
@@ -202,8 +204,8 @@ pub async fn serve(
 /// What the events watcher tells discovery.
 #[derive(Debug)]
 enum Found {
-    /// A service container started.
-    Started(String),
+    /// A service container started: its id and decky.
+    Started(String, Arc<str>),
     /// The events stream was re-connected: starts may have been missed.
     Rescan,
 }
@@ -215,8 +217,9 @@ struct Discovery {
     cursors: Cursors,
     tx: mpsc::Sender<Msg>,
     running: HashSet<String>,
-    /// Followed containers that started again before their old stream was reaped.
-    restarted: HashSet<String>,
+    /// Followed containers that started again before their old stream was reaped, with
+    /// their decky.
+    restarted: HashMap<String, Arc<str>>,
     followers: JoinSet<String>,
     shutdown: CancellationToken,
 }
@@ -237,17 +240,17 @@ impl Discovery {
                 }
                 _ = health.tick() => self.heartbeat(bus),
                 Some(found) = found.recv() => match found {
-                    Found::Started(id) if self.running.contains(&id) => {
-                        self.restarted.insert(id);
+                    Found::Started(id, decky) if self.running.contains(&id) => {
+                        self.restarted.insert(id, decky);
                     }
-                    Found::Started(id) => self.start(id),
+                    Found::Started(id, decky) => self.start(id, decky),
                     Found::Rescan => self.rescan().await,
                 },
                 Some(done) = self.followers.join_next() => {
                     if let Ok(id) = done {
                         self.running.remove(&id);
-                        if self.restarted.remove(&id) {
-                            self.start(id);
+                        if let Some(decky) = self.restarted.remove(&id) {
+                            self.start(id, decky);
                         }
                     }
                 }
@@ -276,15 +279,19 @@ impl Discovery {
             }
             existing.insert(id.clone());
             let running = c.state.is_some_and(|s| s.to_string() == "running");
-            if running {
-                self.start(id);
+            if running
+                && !self.running.contains(&id)
+                && let Some(decky) = attributable(&id, &labels)
+            {
+                self.start(id, decky);
             }
         }
         self.cursors.retain(&existing);
     }
 
-    /// Starts following container `id` unless it already is or every slot is taken.
-    fn start(&mut self, id: String) {
+    /// Starts following container `id` of decky `decky` unless it already is or every
+    /// slot is taken.
+    fn start(&mut self, id: String, decky: Arc<str>) {
         if self.running.contains(&id) || self.shutdown.is_cancelled() {
             return;
         }
@@ -297,11 +304,12 @@ impl Discovery {
             return;
         }
         let resume = self.cursors.get(&id);
-        tracing::debug!(container = %id, resumed = resume.is_some(), "following");
+        tracing::debug!(container = %id, %decky, resumed = resume.is_some(), "following");
         self.running.insert(id.clone());
         let task = follow::follow(
             self.engine.clone(),
             Arc::from(id.as_str()),
+            decky,
             resume,
             self.tx.clone(),
             self.shutdown.clone(),
@@ -369,9 +377,13 @@ async fn watch_events(engine: Engine, found: mpsc::Sender<Found>, shutdown: Canc
                     backoff = BACKOFF.0;
                     let Some(actor) = event.actor else { continue };
                     let labels = actor.attributes.unwrap_or_default();
-                    if let (Some(id), true) = (actor.id, is_service(&labels))
-                        && found.send(Found::Started(id)).await.is_err()
-                    {
+                    let Some(id) = actor.id.filter(|_| is_service(&labels)) else {
+                        continue;
+                    };
+                    let Some(decky) = attributable(&id, &labels) else {
+                        continue;
+                    };
+                    if found.send(Found::Started(id, decky)).await.is_err() {
                         return;
                     }
                 }
@@ -414,9 +426,29 @@ mod tests {
         assert!(!is_service(&labels(&[(LABEL_DECKY, "decky-01")])));
     }
 
+    #[test]
+    fn the_decky_comes_from_the_labels() {
+        let labels = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(
+            decky_of(&labels(&[(LABEL_DECKY, "decky-01")])),
+            Some("decky-01")
+        );
+        assert_eq!(
+            decky_of(&labels(&[(LABEL_TOPOLOGY_DECKY, "t-web")])),
+            Some("t-web")
+        );
+        assert_eq!(decky_of(&labels(&[(LABEL_DECKY, "")])), None);
+        assert_eq!(decky_of(&labels(&[(LABEL_FLEET_SERVICE, "true")])), None);
+    }
+
     #[tokio::test]
     async fn a_stop_request_on_the_bus_ends_the_collector() {
-        let bus = crate::bus::FakeBus::new();
+        let bus = crate::bus::LocalBus::new();
         let sub = control(&bus).expect("subscribed");
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(obey(sub, shutdown.clone()));

@@ -23,12 +23,31 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::sink::Msg;
 use crate::engine::Engine;
 use crate::syslog::parse_iso;
 
 /// Longest line kept, in bytes; the rest of a longer line is discarded.
 pub const MAX_LINE: usize = 64 * 1024;
+
+/// What the followers and discovery send to the writer.
+#[derive(Debug)]
+pub enum Msg {
+    /// One line of a container's stdout.
+    Line {
+        /// The container's id.
+        container: Arc<str>,
+        /// The decky the container belongs to, from its label (see [`super::provenance`]).
+        decky: Arc<str>,
+        /// The line, right-trimmed, without its newline.
+        line: String,
+        /// The container's read position once this line is written, if it ends a frame.
+        position: Option<Position>,
+    },
+    /// Save the read positions now (sent about once a second).
+    Flush,
+    /// Answer once everything sent before has been written.
+    Barrier(oneshot::Sender<()>),
+}
 
 /// Where a container's log stream was read up to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,12 +176,13 @@ fn stamp(frame: &[u8]) -> (Option<i64>, &[u8]) {
     }
 }
 
-/// Follows container `id` from `resume` until its stream ends or `shutdown` fires, sending
-/// each line to the writer. Returns once every line sent has been written, so a follower
-/// started later for the same container sees the saved position.
+/// Follows container `id` of decky `decky` from `resume` until its stream ends or
+/// `shutdown` fires, sending each line to the writer. Returns once every line sent has been
+/// written, so a follower started later for the same container sees the saved position.
 pub async fn follow(
     engine: Engine,
     id: Arc<str>,
+    decky: Arc<str>,
     resume: Option<Position>,
     lines: mpsc::Sender<Msg>,
     shutdown: CancellationToken,
@@ -196,6 +216,7 @@ pub async fn follow(
         for (i, line) in split.lines.into_iter().enumerate() {
             let msg = Msg::Line {
                 container: id.clone(),
+                decky: decky.clone(),
                 line,
                 position: split.position.filter(|_| Some(i) == last),
             };
