@@ -336,3 +336,30 @@ fn a_group_flag_works_before_and_after_the_subcommand() {
         assert_code(&run(dir.decnet().args(args)), 0);
     }
 }
+
+#[test]
+fn a_closed_stdout_pipe_is_success() {
+    let dir = Dir::new();
+    for args in [
+        &["services"][..],
+        &["config"],
+        &["--help"],
+        &["distros", "--json"],
+    ] {
+        // The reader is gone before decnet writes a byte: every write is EPIPE.
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = dir
+            .decnet()
+            .args(args)
+            .stdout(writer)
+            .output()
+            .expect("spawn decnet");
+        assert_code(&out, 0);
+        assert_eq!(
+            stderr(&out),
+            "",
+            "{args:?} complains about its closed stdout"
+        );
+    }
+}
