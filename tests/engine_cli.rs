@@ -171,6 +171,39 @@ fn dry_run_prints_the_plan_and_a_compose_file_and_creates_nothing() {
 }
 
 #[test]
+fn dry_run_masks_persona_secrets_and_the_compose_file_is_private() {
+    let dir = util::Dir::new();
+    let compose = dir.path().join("secret-compose.yml");
+    let ini = format!(
+        "{GENERAL}[db]\nip = 203.0.113.30\nservices = ssh, telnet\n\n\
+         [db.ssh]\npassword = Root-Pw-1\nuser = alice\nuser_password = User-Pw-2\n\n\
+         [db.telnet]\npassword = Telnet-Pw-3\n"
+    );
+    let (code, out, err) = deploy(
+        &dir,
+        &ini,
+        &["--dry-run", "--compose", compose.to_str().expect("utf-8")],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    for secret in ["Root-Pw-1", "User-Pw-2", "Telnet-Pw-3"] {
+        assert!(!out.contains(secret), "{secret} printed:\n{out}");
+        assert!(!err.contains(secret), "{secret} printed:\n{err}");
+    }
+    assert!(out.contains("SSH_ROOT_PASSWORD=********"), "{out}");
+    assert!(out.contains("TELNET_ROOT_PASSWORD=********"), "{out}");
+    assert!(out.contains("SSH_USER=alice"), "{out}");
+    // The compose file must run as is: real secrets, readable by its owner only.
+    let yml = std::fs::read_to_string(&compose).expect("compose file");
+    assert!(yml.contains("SSH_ROOT_PASSWORD=Root-Pw-1"), "{yml}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&compose).expect("stat").permissions(),
+    ) & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(out.contains("mode 0600"), "{out}");
+    nothing_left(dir.path());
+}
+
+#[test]
 fn ipvlan_plans_an_l2_ipvlan_network_and_hairpin() {
     // The IPvlan driver cannot be exercised for real where the kernel lacks the module,
     // so its plan is checked here and the Docker path shares the MACVLAN code otherwise.

@@ -153,7 +153,7 @@ fn service_json(s: &Service) -> Value {
                 "env": k.env,
                 "type": k.kind.name(),
                 "default": k.default,
-                "secret": k.kind == KeyKind::Password,
+                "secret": k.secret,
             });
             if let KeyKind::Enum(choices) | KeyKind::MultiEnum(choices) = k.kind {
                 v["enum"] = json!(choices);
