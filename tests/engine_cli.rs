@@ -246,3 +246,44 @@ fn teardown_and_status_without_a_fleet() {
     let out = util::run(dir.decnet().args(["status", "--json"]));
     assert_eq!(util::stdout(&out).trim(), "[]");
 }
+
+#[test]
+fn docker_host_is_honoured_and_a_bad_one_is_explained() {
+    let dir = util::Dir::new();
+    let ini = dir.path().join("fleet.ini");
+    std::fs::write(&ini, format!("{GENERAL}[a]\nservices = ssh\n")).expect("write INI");
+    let deploy_with = |docker_host: &str| {
+        util::run(
+            dir.decnet()
+                .args(["deploy", "--bridge", "-c"])
+                .arg(&ini)
+                .env("DOCKER_HOST", docker_host),
+        )
+    };
+
+    // A form decnet does not speak: refused before any connection, naming what works.
+    let out = deploy_with("ssh://admin@docker.example");
+    util::assert_code(&out, 1);
+    let err = util::stderr(&out);
+    assert!(
+        err.contains("DOCKER_HOST=\"ssh://admin@docker.example\"")
+            && err.contains("unix:///path/to/docker.sock or tcp://host:port"),
+        "{err}"
+    );
+
+    // tcp://: the engine is looked for exactly there (a loopback port nobody listens on).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let out = deploy_with(&format!("tcp://127.0.0.1:{port}"));
+    util::assert_code(&out, 1);
+    let err = util::stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "cannot reach the Docker engine at tcp://127.0.0.1:{port}"
+        )),
+        "{err}"
+    );
+    nothing_left(dir.path());
+}

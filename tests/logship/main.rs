@@ -5,6 +5,8 @@ mod bad_input;
 mod chaos;
 mod revoke;
 mod rsyslog;
+#[path = "../util/mod.rs"]
+mod util;
 
 use std::fs::File;
 use std::net::TcpListener;
