@@ -120,7 +120,8 @@ pub async fn docker() -> Option<decnet::engine::Engine> {
 }
 
 /// A statically linked decnet for images: `$DECNET_TEST_STATIC_BIN`, else built once by
-/// `scripts/build-static.sh`.
+/// `scripts/build-static.sh`, which prints the binary's absolute path wherever
+/// `CARGO_TARGET_DIR` puts it.
 pub fn static_binary() -> PathBuf {
     static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BIN.get_or_init(|| {
@@ -141,7 +142,13 @@ pub fn static_binary() -> PathBuf {
             .unwrap_or_default()
             .trim()
             .to_owned();
-        root.join(path)
+        let bin = root.join(path);
+        assert!(
+            bin.is_file(),
+            "scripts/build-static.sh printed {}, which is not a file",
+            bin.display()
+        );
+        bin
     })
     .clone()
 }
