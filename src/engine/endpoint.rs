@@ -79,6 +79,9 @@ impl Endpoint {
 
 /// `host[:port]` with the default port filled in.
 fn tcp_authority(authority: &str) -> Result<String, &'static str> {
+    if authority.contains('@') {
+        return Err("carries credentials, which plain HTTP would send in clear");
+    }
     let (host, port) = match authority.strip_prefix('[') {
         // [v6]:port or [v6]
         Some(v6) => {
@@ -178,6 +181,7 @@ mod tests {
             ("tcp://h:2375/v1.41", "has a path"),
             ("tcp://[::1", "unclosed"),
             ("tcp://[::1]x", "junk"),
+            ("tcp://me:pw@h:2375", "credentials"),
             ("https://h:2376", "TLS"),
             ("ssh://me@host", "transport"),
             ("npipe:////./pipe/docker_engine", "transport"),
