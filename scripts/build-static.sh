@@ -3,7 +3,8 @@
 #
 # Prefers x86_64-unknown-linux-musl (installing musl-tools and the rustup target when
 # missing); falls back to glibc with +crt-static where the musl target can't be had.
-# Prints the path of the binary on the last line of stdout.
+# Prints the absolute path of the binary on the last line of stdout, wherever cargo put it
+# (CARGO_TARGET_DIR, build.target-dir): the path is the one cargo reports for the artifact.
 #
 # Usage: scripts/build-static.sh [--profile dist|release]
 set -euo pipefail
@@ -13,6 +14,9 @@ profile=dist
 if [ "${1:-}" = "--profile" ] && [ -n "${2:-}" ]; then profile=$2; fi
 
 log() { echo "build-static: $*" >&2; }
+
+artifacts=$(mktemp "${TMPDIR:-/tmp}/decnet-build.XXXXXX")
+trap 'rm -f "$artifacts"' EXIT
 
 have_musl_target() { rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; }
 
@@ -31,15 +35,22 @@ if have_musl_target && command -v musl-gcc >/dev/null 2>&1; then
   target=x86_64-unknown-linux-musl
   export CC_x86_64_unknown_linux_musl=musl-gcc
   log "building $target (profile $profile)"
-  cargo build --locked --profile "$profile" --target "$target" >&2
+  cargo build --locked --profile "$profile" --target "$target" \
+    --message-format=json-render-diagnostics >"$artifacts"
 else
   target=x86_64-unknown-linux-gnu
   log "musl not available: building $target with +crt-static (profile $profile)"
   RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
-    cargo build --locked --profile "$profile" --target "$target" >&2
+    cargo build --locked --profile "$profile" --target "$target" \
+    --message-format=json-render-diagnostics >"$artifacts"
 fi
 
-bin="target/$target/$profile/decnet"
+# The compiler-artifact message of the decnet binary names its executable.
+bin=$(grep -o '"executable":"[^"]*/decnet"' "$artifacts" | tail -n 1 | sed 's/^"executable":"//; s/"$//')
+if [ -z "$bin" ] || [ ! -x "$bin" ]; then
+  log "FAIL: cargo reported no decnet executable"
+  exit 1
+fi
 file "$bin" >&2
 if ldd "$bin" >/dev/null 2>&1 && ! ldd "$bin" 2>&1 | grep -q 'statically linked'; then
   log "FAIL: $bin is dynamically linked:"

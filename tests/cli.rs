@@ -247,9 +247,10 @@ fn bad_log_filter_is_reported_not_panicked() {
 }
 
 #[test]
-fn every_shipped_unit_starts_a_real_role() {
+fn every_shipped_unit_starts_a_role_that_is_built() {
+    let dir = Dir::new();
     let units = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("units");
-    let mut seen = 0;
+    let mut roles = Vec::new();
     for entry in fs::read_dir(&units).expect("units/") {
         let path = entry.expect("entry").path();
         let text = fs::read_to_string(&path).expect("read unit");
@@ -265,10 +266,133 @@ fn every_shipped_unit_starts_a_real_role() {
         );
         let name = path.file_stem().and_then(|s| s.to_str()).expect("name");
         assert_eq!(name, format!("decnet-{role}"));
-        seen += 1;
+        // A role that is not built answers "not implemented yet" to anything; a built one
+        // parses its arguments and refuses this flag as a usage error.
+        let out = run(dir.decnet().args([role, "--no-such-flag-for-units"]));
+        assert_code(&out, 2);
+        assert!(
+            !stderr(&out).contains("not implemented yet"),
+            "{} ships a unit for `decnet {role}`, which is not built",
+            path.display()
+        );
+        roles.push(role.to_owned());
     }
-    assert!(
-        seen >= 6,
-        "expected a unit per long-running role, found {seen}"
+    for daemon in ["bus", "forwarder"] {
+        assert!(roles.iter().any(|r| r == daemon), "no unit for {daemon}");
+    }
+}
+
+#[test]
+fn a_group_flag_works_before_and_after_the_subcommand() {
+    let dir = Dir::new();
+    let p = |path: &std::path::Path| path.to_str().expect("utf-8").to_owned();
+    let home = dir.path();
+    let pki = p(&home.join("other-pki"));
+
+    // pki: --pki-dir on either side of the subcommand names the same directory.
+    assert_code(
+        &run(dir.decnet().args(["pki", "--pki-dir", &pki, "init"])),
+        0,
     );
+    let again = run(dir.decnet().args(["pki", "init", "--pki-dir", &pki]));
+    assert_code(&again, 0);
+    assert!(
+        stdout(&again).contains("already present, kept"),
+        "{}",
+        stdout(&again)
+    );
+    let out = run(dir
+        .decnet()
+        .args(["pki", "issue", "worker", "w1", "--pki-dir", &pki]));
+    assert_code(&out, 0);
+    let cert = format!("{pki}/workers/w1/worker.crt");
+
+    // listener: --db before the subcommand (once refused) and after it.
+    let (db_a, db_b) = (p(&home.join("a.db")), p(&home.join("b.db")));
+    let before = run(dir
+        .decnet()
+        .args(["listener", "--db", &db_a, "allow", "w1", "--cert", &cert]));
+    assert_code(&before, 0);
+    let after = run(dir
+        .decnet()
+        .args(["listener", "allow", "w1", "--cert", &cert, "--db", &db_b]));
+    assert_code(&after, 0);
+    for args in [
+        ["listener", "list", "--db", &db_a],
+        ["listener", "--db", &db_b, "list"],
+    ] {
+        let out = run(dir.decnet().args(args));
+        assert_code(&out, 0);
+        assert!(
+            stdout(&out).starts_with("w1  "),
+            "{args:?}: {}",
+            stdout(&out)
+        );
+    }
+    // The default database was never touched.
+    assert!(!home.join("decnet.db").exists());
+    // A serving flag before a subcommand is refused, not silently dropped.
+    let out = run(dir.decnet().args(["listener", "--port", "7000", "list"]));
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("--port is for serving"),
+        "{}",
+        stderr(&out)
+    );
+
+    // logs: --db on either side.
+    for args in [
+        ["logs", "--db", &db_a, "count"],
+        ["logs", "count", "--db", &db_a],
+    ] {
+        let out = run(dir.decnet().args(args));
+        assert_code(&out, 0);
+        assert_eq!(stdout(&out), "0\n", "{args:?}");
+    }
+
+    // bus: --socket on either side reaches the client (a runtime failure here, no broker).
+    let socket = p(&home.join("nobody.sock"));
+    for args in [
+        ["bus", "--socket", &socket, "pub", "t.x", "{}"],
+        ["bus", "pub", "t.x", "{}", "--socket", &socket],
+    ] {
+        let out = run(dir.decnet().args(args));
+        assert_code(&out, 1);
+        assert!(stderr(&out).contains("nobody.sock"), "{}", stderr(&out));
+    }
+
+    // The global diagnostic flags too.
+    for args in [
+        ["--log-level", "warn", "config"],
+        ["config", "--log-level", "warn"],
+    ] {
+        assert_code(&run(dir.decnet().args(args)), 0);
+    }
+}
+
+#[test]
+fn a_closed_stdout_pipe_is_success() {
+    let dir = Dir::new();
+    for args in [
+        &["services"][..],
+        &["config"],
+        &["--help"],
+        &["distros", "--json"],
+    ] {
+        // The reader is gone before decnet writes a byte: every write is EPIPE.
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = dir
+            .decnet()
+            .args(args)
+            .stdout(writer)
+            .output()
+            .expect("spawn decnet");
+        assert_code(&out, 0);
+        assert_eq!(
+            stderr(&out),
+            "",
+            "{args:?} complains about its closed stdout"
+        );
+    }
 }

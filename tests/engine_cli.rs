@@ -171,6 +171,39 @@ fn dry_run_prints_the_plan_and_a_compose_file_and_creates_nothing() {
 }
 
 #[test]
+fn dry_run_masks_persona_secrets_and_the_compose_file_is_private() {
+    let dir = util::Dir::new();
+    let compose = dir.path().join("secret-compose.yml");
+    let ini = format!(
+        "{GENERAL}[db]\nip = 203.0.113.30\nservices = ssh, telnet\n\n\
+         [db.ssh]\npassword = Root-Pw-1\nuser = alice\nuser_password = User-Pw-2\n\n\
+         [db.telnet]\npassword = Telnet-Pw-3\n"
+    );
+    let (code, out, err) = deploy(
+        &dir,
+        &ini,
+        &["--dry-run", "--compose", compose.to_str().expect("utf-8")],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    for secret in ["Root-Pw-1", "User-Pw-2", "Telnet-Pw-3"] {
+        assert!(!out.contains(secret), "{secret} printed:\n{out}");
+        assert!(!err.contains(secret), "{secret} printed:\n{err}");
+    }
+    assert!(out.contains("SSH_ROOT_PASSWORD=********"), "{out}");
+    assert!(out.contains("TELNET_ROOT_PASSWORD=********"), "{out}");
+    assert!(out.contains("SSH_USER=alice"), "{out}");
+    // The compose file must run as is: real secrets, readable by its owner only.
+    let yml = std::fs::read_to_string(&compose).expect("compose file");
+    assert!(yml.contains("SSH_ROOT_PASSWORD=Root-Pw-1"), "{yml}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&compose).expect("stat").permissions(),
+    ) & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(out.contains("mode 0600"), "{out}");
+    nothing_left(dir.path());
+}
+
+#[test]
 fn ipvlan_plans_an_l2_ipvlan_network_and_hairpin() {
     // The IPvlan driver cannot be exercised for real where the kernel lacks the module,
     // so its plan is checked here and the Docker path shares the MACVLAN code otherwise.
@@ -212,4 +245,45 @@ fn teardown_and_status_without_a_fleet() {
     assert!(util::stdout(&out).contains("No active deployment found"));
     let out = util::run(dir.decnet().args(["status", "--json"]));
     assert_eq!(util::stdout(&out).trim(), "[]");
+}
+
+#[test]
+fn docker_host_is_honoured_and_a_bad_one_is_explained() {
+    let dir = util::Dir::new();
+    let ini = dir.path().join("fleet.ini");
+    std::fs::write(&ini, format!("{GENERAL}[a]\nservices = ssh\n")).expect("write INI");
+    let deploy_with = |docker_host: &str| {
+        util::run(
+            dir.decnet()
+                .args(["deploy", "--bridge", "-c"])
+                .arg(&ini)
+                .env("DOCKER_HOST", docker_host),
+        )
+    };
+
+    // A form decnet does not speak: refused before any connection, naming what works.
+    let out = deploy_with("ssh://admin@docker.example");
+    util::assert_code(&out, 1);
+    let err = util::stderr(&out);
+    assert!(
+        err.contains("DOCKER_HOST=\"ssh://admin@docker.example\"")
+            && err.contains("unix:///path/to/docker.sock or tcp://host:port"),
+        "{err}"
+    );
+
+    // tcp://: the engine is looked for exactly there (a loopback port nobody listens on).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let out = deploy_with(&format!("tcp://127.0.0.1:{port}"));
+    util::assert_code(&out, 1);
+    let err = util::stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "cannot reach the Docker engine at tcp://127.0.0.1:{port}"
+        )),
+        "{err}"
+    );
+    nothing_left(dir.path());
 }

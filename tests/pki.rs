@@ -58,7 +58,7 @@ fn issued_certificates_chain_to_the_ca_and_carry_their_sans() {
             .arg(&ca_crt)
             .arg(&cert)
             .output()
-            .expect("openssl is installed by .ci/run");
+            .expect("openssl (scripts/setup.sh installs it)");
         assert!(
             out.status.success(),
             "{}",

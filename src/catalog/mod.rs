@@ -25,7 +25,9 @@ pub use distros::{DISTROS, Distro, HOSTNAME_WORDS, HostnameStyle, distro};
 pub use os::{Cloak, IpId, OS_PROFILES, OsProfile, os_profile};
 pub use persona::{KeyKind, PersonaKey};
 pub use persona_values::PersonaError;
-pub use services::{PortClash, Proto, SERVICES, Service, deployable_names, port_clash, service};
+pub use services::{
+    PortClash, Proto, SERVICES, Service, deployable_names, is_secret_env, port_clash, service,
+};
 
 use thiserror::Error;
 

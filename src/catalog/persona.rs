@@ -10,7 +10,7 @@
 pub enum KeyKind {
     /// Free text.
     String,
-    /// A secret: masked in listings.
+    /// A password: always secret (see [`PersonaKey::secret`]).
     Password,
     /// A whole number.
     Int,
@@ -52,6 +52,9 @@ pub struct PersonaKey {
     pub default: Option<&'static str>,
     /// Whether the variable is set even when the operator gives no value (to `default`).
     pub always: bool,
+    /// Whether the value is a secret (a password or a private key): masked wherever
+    /// decnet prints it, e.g. `deploy --dry-run`.
+    pub secret: bool,
 }
 
 const fn key(key: &'static str, env: &'static str, kind: KeyKind) -> PersonaKey {
@@ -61,6 +64,7 @@ const fn key(key: &'static str, env: &'static str, kind: KeyKind) -> PersonaKey 
         kind,
         default: None,
         always: false,
+        secret: matches!(kind, KeyKind::Password),
     }
 }
 
@@ -76,6 +80,7 @@ const fn always(
         kind,
         default: Some(default),
         always: true,
+        secret: matches!(kind, KeyKind::Password),
     }
 }
 
@@ -91,7 +96,14 @@ const fn no_env(key: &'static str, kind: KeyKind, default: Option<&'static str>)
         kind,
         default,
         always: false,
+        secret: matches!(kind, KeyKind::Password),
     }
+}
+
+/// Marks a key that is not of the password kind as secret (a private key in a textarea).
+const fn secret(mut k: PersonaKey) -> PersonaKey {
+    k.secret = true;
+    k
 }
 
 const FAKE_APPS: &[&str] = &["none", "wordpress", "phpmyadmin", "tomcat", "jenkins"];
@@ -165,7 +177,7 @@ pub(super) const HTTPS: &[PersonaKey] = &[
     ),
     key("tls_cn", "TLS_CN", KeyKind::String),
     key("tls_cert", "TLS_CERT", KeyKind::Textarea),
-    key("tls_key", "TLS_KEY", KeyKind::Textarea),
+    secret(key("tls_key", "TLS_KEY", KeyKind::Textarea)),
 ];
 
 /// redis: version and OS strings of `INFO`.

@@ -196,6 +196,15 @@ pub fn deployable_names() -> Vec<&'static str> {
         .collect()
 }
 
+/// Whether container variable `var` carries a secret persona value of some service
+/// (passwords, private keys), so printed plans mask it.
+pub fn is_secret_env(var: &str) -> bool {
+    SERVICES
+        .iter()
+        .flat_map(|s| s.persona)
+        .any(|k| k.secret && k.env == Some(var))
+}
+
 /// Two services of one decky that would bind the same port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortClash {
@@ -253,6 +262,28 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+
+    #[test]
+    fn passwords_and_private_keys_are_secret() {
+        for var in [
+            "SSH_ROOT_PASSWORD",
+            "SSH_USER_PASSWORD",
+            "TELNET_ROOT_PASSWORD",
+            "TELNET_USER_PASSWORD",
+            "TLS_KEY",
+        ] {
+            assert!(is_secret_env(var), "{var}");
+        }
+        for var in ["SSH_USER", "TLS_CERT", "NODE_NAME", "SMTP_BANNER"] {
+            assert!(!is_secret_env(var), "{var}");
+        }
+        // Every password-kind key is secret, wherever it appears.
+        for k in SERVICES.iter().flat_map(|s| s.persona) {
+            if k.kind == persona::KeyKind::Password {
+                assert!(k.secret, "{}", k.key);
+            }
+        }
+    }
 
     #[test]
     fn twenty_eight_deployable_services_plus_the_sniffer() {

@@ -153,7 +153,7 @@ fn service_json(s: &Service) -> Value {
                 "env": k.env,
                 "type": k.kind.name(),
                 "default": k.default,
-                "secret": k.kind == KeyKind::Password,
+                "secret": k.secret,
             });
             if let KeyKind::Enum(choices) | KeyKind::MultiEnum(choices) = k.kind {
                 v["enum"] = json!(choices);
@@ -218,8 +218,8 @@ fn ports(ports: &[u16]) -> String {
 }
 
 fn print_json(value: &Value, out: &mut impl Write) -> anyhow::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, value)?;
-    writeln!(out)?;
+    // Rendered first: serde_json's writer errors hide a closed stdout from `report`.
+    writeln!(out, "{}", serde_json::to_string_pretty(value)?)?;
     Ok(())
 }
 

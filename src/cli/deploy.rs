@@ -4,7 +4,9 @@
 //! what the host says, so a second, additive deploy lands on the fleet's network without
 //! repeating it. Every check that needs no Docker (INI, catalogue names, addresses, the
 //! parent interface, `CAP_NET_ADMIN`) runs first; `--dry-run` stops after them and prints
-//! the exact plan (and writes a compose file with `--compose`).
+//! the exact plan (and writes a compose file with `--compose`). The printed plan masks
+//! persona secrets (passwords, private keys); the compose file is an artifact meant to
+//! run as is, so it keeps them and is written 0600.
 use super::Flavor;
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -208,9 +210,14 @@ pub fn run(args: DeployArgs, config: &Config, out: &mut impl Write) -> anyhow::R
         let plan = deploy::plan(previous.as_ref(), &req, "dry-run")?;
         print_plan(&plan, seed, &req, out)?;
         if let Some(path) = &args.compose {
-            std::fs::write(path, compose::render(&plan))
+            // The file must run as is, so it keeps the real secrets: private to the owner.
+            crate::fsutil::write_atomic(path, compose::render(&plan).as_bytes(), 0o600)
                 .with_context(|| format!("writing {}", path.display()))?;
-            writeln!(out, "compose file written to {}", path.display())?;
+            writeln!(
+                out,
+                "compose file written to {} (mode 0600: it holds the persona secrets)",
+                path.display()
+            )?;
         }
         return Ok(());
     }
@@ -309,7 +316,7 @@ fn print_plan(
                 if c.env.is_empty() {
                     String::new()
                 } else {
-                    format!(" env {}", c.env.join(" "))
+                    format!(" env {}", c.env_masked().join(" "))
                 }
             )?;
             if !c.sysctls.is_empty() {

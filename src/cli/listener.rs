@@ -23,15 +23,31 @@ use crate::pki::{Bundle, Fingerprint, Kind, Layout, cert_info, pem_to_der, valid
 use crate::roles::listener::{self, ListenerConfig, Settings};
 use crate::store::{Options, Store};
 
+/// Seconds between allow-list checks when `--recheck-interval` is not given.
+const DEFAULT_RECHECK_SECS: u64 = 10;
+/// Worker name of plain-TCP peers when `--plain-worker` is not given.
+const DEFAULT_PLAIN_WORKER: &str = "plain";
+
 /// Arguments of `decnet listener`.
+///
+/// `--db` is global, so it may come before or after `allow`/`revoke`/`list`. The serving
+/// flags are accepted only without a subcommand; given before one, they are refused
+/// rather than silently ignored (clap's `args_conflicts_with_subcommands` would also
+/// refuse the global `--db` there).
 #[derive(Debug, Args)]
-#[command(args_conflicts_with_subcommands = true)]
 pub struct ListenerArgs {
     #[command(subcommand)]
     command: Option<ListenerCommand>,
     /// The master's database (default: $DECNET_DB_PATH, else $DECNET_HOME/decnet.db).
     #[arg(long, global = true)]
     db: Option<PathBuf>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+/// The flags of `decnet listener` without a subcommand: where and how to serve.
+#[derive(Debug, Args)]
+struct ServeArgs {
     /// Bind address (default: $DECNET_LISTENER_HOST, else 0.0.0.0).
     #[arg(long)]
     host: Option<String>,
@@ -44,15 +60,32 @@ pub struct ListenerArgs {
     /// Also append every received line to this forensic file.
     #[arg(long)]
     raw_log: Option<PathBuf>,
-    /// Seconds between allow-list checks of live connections (1–30).
-    #[arg(long, default_value_t = 10)]
-    recheck_interval: u64,
+    /// Seconds between allow-list checks of live connections (1–30) [default: 10].
+    #[arg(long)]
+    recheck_interval: Option<u64>,
     /// Plain TCP without TLS, loopback only (interop tests).
     #[arg(long)]
     insecure_tcp: bool,
-    /// Worker name recorded for plain-TCP peers.
-    #[arg(long, default_value = "plain")]
-    plain_worker: String,
+    /// Worker name recorded for plain-TCP peers [default: plain].
+    #[arg(long)]
+    plain_worker: Option<String>,
+}
+
+impl ServeArgs {
+    /// The first serving flag given, if any (they mean nothing to a subcommand).
+    fn first_given(&self) -> Option<&'static str> {
+        [
+            (self.host.is_some(), "--host"),
+            (self.port.is_some(), "--port"),
+            (self.pki_dir.is_some(), "--pki-dir"),
+            (self.raw_log.is_some(), "--raw-log"),
+            (self.recheck_interval.is_some(), "--recheck-interval"),
+            (self.insecure_tcp, "--insecure-tcp"),
+            (self.plain_worker.is_some(), "--plain-worker"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,8 +107,26 @@ enum ListenerCommand {
     List,
 }
 
+impl ListenerCommand {
+    /// The subcommand as typed.
+    fn name(&self) -> &'static str {
+        match self {
+            ListenerCommand::Allow { .. } => "allow",
+            ListenerCommand::Revoke { .. } => "revoke",
+            ListenerCommand::List => "list",
+        }
+    }
+}
+
 /// Runs `decnet listener …`.
 pub fn run(args: ListenerArgs, config: &Config, out: &mut impl Write) -> anyhow::Result<()> {
+    if let (Some(command), Some(flag)) = (&args.command, args.serve.first_given()) {
+        return Err(CliError::BadArguments(format!(
+            "{flag} is for serving; `decnet listener {}` does not take it",
+            command.name()
+        ))
+        .into());
+    }
     let db = args.db.clone().unwrap_or_else(|| config.db_path.clone());
     let store = Store::open(&db, Options::default())?;
     match args.command {
@@ -109,18 +160,19 @@ pub fn run(args: ListenerArgs, config: &Config, out: &mut impl Write) -> anyhow:
                 writeln!(out, "{name}  {fp}")?;
             }
         }
-        None => serve(args, config, store)?,
+        None => serve(args.serve, config, store)?,
     }
     Ok(())
 }
 
-fn serve(args: ListenerArgs, config: &Config, store: Store) -> anyhow::Result<()> {
+fn serve(args: ServeArgs, config: &Config, store: Store) -> anyhow::Result<()> {
     let host = args.host.unwrap_or_else(|| config.listener_host.clone());
     let ip: IpAddr = host
         .parse()
         .map_err(|_| CliError::BadArguments(format!("--host {host:?} is not an IP address")))?;
     let addr = SocketAddr::new(ip, args.port.unwrap_or(config.ports.syslog));
-    if !(1..=30).contains(&args.recheck_interval) {
+    let recheck_interval = args.recheck_interval.unwrap_or(DEFAULT_RECHECK_SECS);
+    if !(1..=30).contains(&recheck_interval) {
         return Err(
             CliError::BadArguments("--recheck-interval must be 1 to 30 seconds".into()).into(),
         );
@@ -153,11 +205,13 @@ fn serve(args: ListenerArgs, config: &Config, store: Store) -> anyhow::Result<()
         let lc = ListenerConfig {
             store,
             tls,
-            plain_worker: args.plain_worker,
+            plain_worker: args
+                .plain_worker
+                .unwrap_or_else(|| DEFAULT_PLAIN_WORKER.to_owned()),
             raw_log: args.raw_log,
             bus: crate::bus::from_config(&config.bus, "listener"),
             settings: Settings {
-                recheck: Duration::from_secs(args.recheck_interval),
+                recheck: Duration::from_secs(recheck_interval),
                 ..Settings::default()
             },
         };

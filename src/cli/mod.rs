@@ -1,7 +1,8 @@
 //! The command line: parsing, dispatch to roles and commands, and exit codes.
 //!
 //! Exit codes are decided in one place ([`report`]): 0 success (a closed stdout pipe
-//! counts as success), 1 runtime failure, 2 usage errors and features not built yet.
+//! counts as success, a broken pipe anywhere else does not: see [`output`]), 1 runtime
+//! failure, 2 usage errors and features not built yet.
 mod bus;
 mod catalog;
 mod collect;
@@ -12,6 +13,7 @@ mod forwarder;
 mod links;
 mod listener;
 mod logs;
+mod output;
 mod pki;
 mod status;
 mod teardown;
@@ -26,6 +28,7 @@ use clap::{Args, Parser, Subcommand};
 use thiserror::Error;
 
 use crate::config::{self, Config, LogFormat, Origin};
+use output::Stdout;
 
 /// `decnet --version`: the crate version and the commit it was built from.
 const VERSION_LINE: &str = concat!(
@@ -183,7 +186,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<()> {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             // --help and --version: print to stdout and succeed.
-            write!(io::stdout().lock(), "{e}")?;
+            write!(Stdout(io::stdout().lock()), "{e}")?;
             return Ok(());
         }
         Err(e) => return Err(CliError::Usage(e).into()),
@@ -198,7 +201,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<()> {
     crate::logging::init(config.log_format, &config.log_filter)?;
 
     // Each arm locks stdout itself: roles like `decky` write to it from other tasks.
-    let out = || io::stdout().lock();
+    let out = || Stdout(io::stdout().lock());
     match cli.command {
         Command::Decky(args) => decky::run(args, &config),
         Command::Collect(args) => collect::run(args, &config),
@@ -250,12 +253,7 @@ pub fn report(err: &anyhow::Error) -> u8 {
         let _ = write!(io::stderr().lock(), "{clap_err}");
         return 2;
     }
-    let broken_pipe = err.chain().any(|cause| {
-        cause
-            .downcast_ref::<io::Error>()
-            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
-    });
-    if broken_pipe {
+    if output::is_stdout_closed(err) {
         return 0;
     }
     let _ = writeln!(io::stderr().lock(), "decnet: {err:#}");
@@ -291,12 +289,33 @@ mod tests {
     }
 
     #[test]
-    fn not_implemented_is_exit_code_two() {
+    fn each_outcome_has_its_exit_code() {
         let err: anyhow::Error = CliError::NotImplemented("agent").into();
         assert_eq!(report(&err), 2);
-        let err = anyhow::Error::from(io::Error::from(io::ErrorKind::BrokenPipe));
-        assert_eq!(report(&err), 0);
         let err = anyhow::anyhow!("disk on fire");
         assert_eq!(report(&err), 1);
+
+        // A closed stdout is the reader's choice (`| head`): success.
+        let closed = write!(Stdout(Closed), "x").expect_err("closed");
+        let err = anyhow::Error::from(closed).context("writing the configuration");
+        assert_eq!(report(&err), 0);
+        // The same EPIPE from a socket (bus, TLS peer, Docker) is a runtime failure.
+        let socket = write!(Closed, "x").expect_err("closed");
+        let err = anyhow::Error::from(socket).context("sending to the bus");
+        assert_eq!(report(&err), 1);
+        let err = anyhow::Error::from(io::Error::from(io::ErrorKind::BrokenPipe));
+        assert_eq!(report(&err), 1);
+    }
+
+    /// A writer whose reader has gone.
+    struct Closed;
+
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
     }
 }

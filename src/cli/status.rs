@@ -34,8 +34,8 @@ pub fn run(args: &StatusArgs, config: &Config, out: &mut impl Write) -> anyhow::
         teardown::status(&engine, &state).await
     })?;
     if args.json {
-        serde_json::to_writer_pretty(&mut *out, &rows)?;
-        writeln!(out)?;
+        // Rendered first: serde_json's writer errors hide a closed stdout from `report`.
+        writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(());
     }
     print_table(&rows, out)?;

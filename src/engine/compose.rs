@@ -5,6 +5,10 @@
 //! The file is YAML whose values are written as JSON (JSON is a subset of YAML), which
 //! keeps quoting right without a YAML library. The network is `external`: it is created
 //! by `decnet deploy` (or by hand: the header says how).
+//!
+//! The environment is the real one, persona secrets included: a compose file whose
+//! passwords were masked would deploy deckies with the wrong credentials. Whoever writes
+//! the file makes it private (`deploy --compose` writes it 0600).
 use std::collections::BTreeMap;
 use std::fmt::Write;
 

@@ -12,6 +12,7 @@ pub mod compose;
 pub mod containers;
 pub mod deploy;
 pub mod elf;
+pub mod endpoint;
 pub mod hostnet;
 pub mod image;
 pub mod network;
@@ -24,6 +25,8 @@ use std::path::PathBuf;
 
 use bollard::Docker;
 use thiserror::Error;
+
+use endpoint::Endpoint;
 
 /// Seconds to wait for an answer from the Docker engine on ordinary calls.
 const TIMEOUT_SECS: u64 = 120;
@@ -42,6 +45,9 @@ pub enum Error {
         /// What went wrong.
         source: bollard::errors::Error,
     },
+    /// `DOCKER_HOST` names an endpoint decnet cannot use.
+    #[error(transparent)]
+    BadDockerHost(#[from] endpoint::BadDockerHost),
     /// The Docker engine refused or failed a request.
     #[error("Docker engine request failed")]
     Docker(#[from] bollard::errors::Error),
@@ -195,21 +201,22 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Connects to `docker_host` (`unix:///path` or `tcp://host:port`), or the local socket.
+    /// Connects to `docker_host` (`DOCKER_HOST`: `unix:///path` or `tcp://host:port`),
+    /// or the local socket when it is unset.
     pub async fn connect(docker_host: Option<&str>) -> Result<Self, Error> {
-        let endpoint = docker_host
-            .unwrap_or("unix:///var/run/docker.sock")
-            .to_owned();
+        let endpoint = Endpoint::from_docker_host(docker_host)?;
         let unreachable = |source| Error::Unreachable {
-            endpoint: endpoint.clone(),
+            endpoint: endpoint.to_string(),
             source,
         };
-        let docker = match endpoint.strip_prefix("unix://") {
-            Some(path) => {
-                Docker::connect_with_unix(path, TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
-            }
-            None => {
-                Docker::connect_with_http(&endpoint, TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+        let docker = match &endpoint {
+            Endpoint::Unix(path) => Docker::connect_with_unix(
+                &path.to_string_lossy(),
+                TIMEOUT_SECS,
+                bollard::API_DEFAULT_VERSION,
+            ),
+            Endpoint::Tcp(addr) => {
+                Docker::connect_with_http(addr, TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
             }
         }
         .map_err(unreachable)?;

@@ -186,6 +186,23 @@ pub struct ContainerPlan {
     pub cap_add: Vec<String>,
 }
 
+/// What [`ContainerPlan::env_masked`] shows instead of a secret value.
+pub const MASK: &str = "********";
+
+impl ContainerPlan {
+    /// The environment as printed for the operator: secret persona values (passwords,
+    /// private keys) replaced by [`MASK`]; the containers themselves get the real ones.
+    pub fn env_masked(&self) -> Vec<String> {
+        self.env
+            .iter()
+            .map(|kv| match kv.split_once('=') {
+                Some((var, _)) if catalog::is_secret_env(var) => format!("{var}={MASK}"),
+                _ => kv.clone(),
+            })
+            .collect()
+    }
+}
+
 /// One decky: its base and its services.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeckyPlan {
@@ -441,6 +458,34 @@ pub(crate) mod tests {
         assert!(relay.env.contains(&"HOSTNAME=win-host".to_owned()));
         assert!(relay.env.contains(&"SMTP_OPEN_RELAY=1".to_owned()));
         assert!(relay.sysctls.is_empty() && relay.hostname.is_none());
+    }
+
+    #[test]
+    fn printed_environments_mask_persona_secrets() {
+        let mut fleet = fleet();
+        let lin = &mut fleet.deckies[1];
+        lin.service_config.insert(
+            "ssh".into(),
+            [("password", "hunter2"), ("user", "alice")]
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        );
+        let plan = Plan::new(&fleet, &["lin".into()], &opts(Driver::Macvlan));
+        let ssh = &plan.deckies[0].services[0];
+        assert!(ssh.env.contains(&"SSH_ROOT_PASSWORD=hunter2".to_owned()));
+        let shown = ssh.env_masked();
+        assert!(
+            shown.contains(&format!("SSH_ROOT_PASSWORD={MASK}")),
+            "{shown:?}"
+        );
+        assert!(
+            shown.contains(&format!("SSH_USER_PASSWORD={MASK}")),
+            "{shown:?}"
+        );
+        assert!(shown.contains(&"SSH_USER=alice".to_owned()), "{shown:?}");
+        assert!(shown.contains(&"NODE_NAME=lin".to_owned()), "{shown:?}");
+        assert!(!shown.join(" ").contains("hunter2"));
     }
 
     #[test]

@@ -62,7 +62,10 @@ pub fn load(path: &Path) -> Result<Option<State>, Error> {
         })
 }
 
-/// Writes `state` to `path` atomically (pretty JSON, mode 0644), creating the directory.
+/// Writes `state` to `path` atomically (pretty JSON, mode 0600), creating the directory.
+///
+/// 0600 because the fleet holds secrets: persona passwords and keys given in the INI,
+/// and each decky's secret seed.
 pub fn save(path: &Path, state: &State) -> Result<(), Error> {
     let io = |source| Error::Io {
         path: path.to_path_buf(),
@@ -73,7 +76,7 @@ pub fn save(path: &Path, state: &State) -> Result<(), Error> {
     }
     let mut json = serde_json::to_vec_pretty(state).map_err(|e| io(e.into()))?;
     json.push(b'\n');
-    fsutil::write_atomic(path, &json, 0o644).map_err(io)
+    fsutil::write_atomic(path, &json, 0o600).map_err(io)
 }
 
 /// Removes the state file; an absent one is not an error.
@@ -122,7 +125,12 @@ mod tests {
             }),
             image: "decnet/decky:0.1.0".into(),
         };
+        // A state file left world-readable by an older build is replaced by a private one.
+        std::fs::write(&path, b"{}").expect("old file");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .expect("chmod");
         save(&path, &state).expect("save");
+        assert_eq!(fsutil::mode_of(&path).expect("mode"), 0o600);
         assert_eq!(load(&path).expect("load"), Some(state));
         let json: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");

@@ -7,6 +7,8 @@ mod chaos;
 mod copytruncate;
 mod revoke;
 mod rsyslog;
+#[path = "../util/mod.rs"]
+mod util;
 
 use std::fs::File;
 use std::net::TcpListener;

@@ -76,24 +76,52 @@ pub fn assert_code(out: &Output, code: i32) {
     );
 }
 
-/// The Docker engine, or `None` after a loud skip notice when none runs.
+/// Whether the tests run under CI (`CI=true`), where nothing may be skipped.
+pub fn in_ci() -> bool {
+    #[allow(clippy::disallowed_methods)] // test harness policy, not decnet config
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    ci
+}
+
+/// Announces that the running test is skipped because `missing` is not available, or
+/// fails it under CI. The caller returns right after.
+///
+/// The notice is `SKIP: <test name>: <missing>` (libtest names each test's thread after
+/// the test), written straight to the stderr descriptor: libtest swallows `eprintln!`
+/// of passing tests, and `scripts/test.sh` collects these lines into its summary.
+pub fn skip(missing: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed test>")
+        .to_owned();
+    assert!(
+        !in_ci(),
+        "{test}: CI must have {missing} (scripts/setup.sh installs the tools)"
+    );
+    let line = format!("SKIP: {test}: {missing}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+}
+
+/// The Docker engine at `DOCKER_HOST` (read as decnet reads it), else the local socket;
+/// `None` after a [`skip`] notice when none runs.
 ///
 /// Under CI (`CI=true`) a missing engine is a failure, never a silent skip.
 pub async fn docker() -> Option<decnet::engine::Engine> {
-    match decnet::engine::Engine::connect(None).await {
+    let docker_host = decnet::config::Config::from_env()
+        .expect("the test environment's configuration")
+        .docker_host;
+    match decnet::engine::Engine::connect(docker_host.as_deref()).await {
         Ok(engine) => Some(engine),
         Err(e) => {
-            #[allow(clippy::disallowed_methods)] // test harness policy, not decnet config
-            let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
-            assert!(!in_ci, "CI must have a Docker engine: {e}");
-            eprintln!("SKIP: no docker engine ({e})");
+            skip(&format!("a Docker engine ({e})"));
             None
         }
     }
 }
 
 /// A statically linked decnet for images: `$DECNET_TEST_STATIC_BIN`, else built once by
-/// `scripts/build-static.sh`.
+/// `scripts/build-static.sh`, which prints the binary's absolute path wherever
+/// `CARGO_TARGET_DIR` puts it.
 pub fn static_binary() -> PathBuf {
     static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BIN.get_or_init(|| {
@@ -114,7 +142,13 @@ pub fn static_binary() -> PathBuf {
             .unwrap_or_default()
             .trim()
             .to_owned();
-        root.join(path)
+        let bin = root.join(path);
+        assert!(
+            bin.is_file(),
+            "scripts/build-static.sh printed {}, which is not a file",
+            bin.display()
+        );
+        bin
     })
     .clone()
 }
