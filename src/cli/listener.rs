@@ -47,6 +47,12 @@ pub struct ListenerArgs {
     /// Seconds between allow-list checks of live connections (1–30).
     #[arg(long, default_value_t = 10)]
     recheck_interval: u64,
+    /// Seconds a reply may take to be written before the peer is dropped as not reading.
+    #[arg(long, default_value_t = 10)]
+    write_timeout: u64,
+    /// Seconds a new connection has for the TLS handshake and its first valid frame.
+    #[arg(long, default_value_t = 10)]
+    auth_timeout: u64,
     /// Plain TCP without TLS, loopback only (interop tests).
     #[arg(long)]
     insecure_tcp: bool,
@@ -125,6 +131,14 @@ fn serve(args: ListenerArgs, config: &Config, store: Store) -> anyhow::Result<()
             CliError::BadArguments("--recheck-interval must be 1 to 30 seconds".into()).into(),
         );
     }
+    for (flag, secs) in [
+        ("--write-timeout", args.write_timeout),
+        ("--auth-timeout", args.auth_timeout),
+    ] {
+        if !(1..=3600).contains(&secs) {
+            return Err(CliError::BadArguments(format!("{flag} must be 1 to 3600 seconds")).into());
+        }
+    }
     let tls = if args.insecure_tcp {
         if !ip.is_loopback() {
             return Err(CliError::BadArguments(
@@ -158,6 +172,8 @@ fn serve(args: ListenerArgs, config: &Config, store: Store) -> anyhow::Result<()
             bus: crate::bus::from_config(&config.bus, "listener"),
             settings: Settings {
                 recheck: Duration::from_secs(args.recheck_interval),
+                write_timeout: Duration::from_secs(args.write_timeout),
+                auth_timeout: Duration::from_secs(args.auth_timeout),
                 ..Settings::default()
             },
         };
