@@ -2,6 +2,7 @@
 //! as real processes over loopback mTLS, killed, restarted and rotated under them, with
 //! the store checked line by line at the end.
 mod bad_input;
+mod bounds;
 mod chaos;
 mod revoke;
 mod rsyslog;

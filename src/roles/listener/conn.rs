@@ -36,6 +36,9 @@ use crate::store::{self, Committed, LogRecord};
 use crate::syslog::{Event, Fields, Timestamp};
 use crate::tls::{self, PeerIdentity};
 
+/// Frames handled in one go before the session looks at its other duties again.
+const BURST: usize = 256;
+
 /// The deadline and the doorway place of a connection that has not authenticated yet.
 struct Unauthenticated {
     ticket: Ticket,
@@ -75,6 +78,9 @@ pub(super) async fn handle(
 ) {
     let _ = tcp.set_nodelay(true);
     let settings = &shared.config.settings;
+    if let Err(err) = socket2::SockRef::from(&tcp).set_send_buffer_size(settings.send_buffer) {
+        tracing::debug!(%peer, "cannot size the send buffer: {err}");
+    }
     let admission = Unauthenticated {
         ticket,
         deadline: Instant::now() + settings.auth_timeout,
@@ -280,6 +286,7 @@ impl Session {
                 }
                 frame = link.rx.next(), if room => {
                     let mut frame = frame;
+                    let mut burst = 0;
                     loop {
                         match frame {
                             Ok(Some(payload)) => {
@@ -290,7 +297,10 @@ impl Session {
                             Ok(None) => return self.finish(&mut link, Some(&mode)).await,
                             Err(end) => return self.fail(&mut link, end, Some(&mode)).await,
                         }
-                        if !self.room() {
+                        burst += 1;
+                        // A peer that sends faster than we process would otherwise keep
+                        // this loop busy forever: replies, re-checks and shutdown wait.
+                        if !self.room() || burst >= BURST {
                             break;
                         }
                         match link.rx.ready() {

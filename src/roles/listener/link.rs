@@ -199,7 +199,13 @@ impl<S: AsyncWrite> Outbound<S> {
     }
 
     /// Tells a decnet forwarder why it is being dropped, then closes; best effort, bounded.
+    /// A peer already behind on reading is dropped at once: it would not read the
+    /// refusal in time, and waiting for it would keep a revoked worker connected.
     pub(super) async fn refuse(&mut self, reason: &str) {
+        if self.busy() {
+            self.broken = true;
+            return;
+        }
         if self
             .queue(&[Downstream::Refused(reason.to_owned())])
             .is_ok()

@@ -32,7 +32,8 @@
 //!   frame ([`Settings::frame_timeout`]) and an idle limit.
 //! - Writes: every reply must be written within [`Settings::write_timeout`] (10 s) and at
 //!   most [`Settings::max_reply_bytes`] may wait; a peer that stops reading is dropped
-//!   and its place freed. Writes never block the allow-list re-check ([`link`]).
+//!   and its place freed. Writes never block the allow-list re-check ([`link`]). The
+//!   kernel's send buffer is fixed at [`Settings::send_buffer`] (64 KiB).
 //! - Memory: per connection at most [`Settings::max_pending`] lines and
 //!   [`Settings::max_pending_bytes`] (4 MiB) of line bytes accumulate while its previous
 //!   batch commits, and all connections together hold at most
@@ -123,6 +124,9 @@ pub struct Settings {
     pub max_buffered_bytes: usize,
     /// Reply bytes that may wait for a peer to read them (256 KiB).
     pub max_reply_bytes: usize,
+    /// Kernel send buffer of each connection (`SO_SNDBUF`, 64 KiB): replies are small
+    /// ACKs, and a fixed size stops autotuning from parking megabytes per idle reader.
+    pub send_buffer: usize,
     /// Time connections get after shutdown to commit and acknowledge (5 s).
     pub shutdown_grace: Duration,
 }
@@ -142,6 +146,7 @@ impl Default for Settings {
             max_pending_bytes: 4 * 1024 * 1024,
             max_buffered_bytes: 32 * 1024 * 1024,
             max_reply_bytes: 256 * 1024,
+            send_buffer: 64 * 1024,
             shutdown_grace: Duration::from_secs(5),
         }
     }
