@@ -252,12 +252,12 @@ fn a_stuck_write_blocks_neither_the_recheck_nor_shutdown() {
     );
     assert!(kept.established(), "the other stuck peer is still attached");
 
-    // Shutdown with a stuck peer attached: Proc::stop fails the test after 10 s.
+    // Shutdown with a stuck peer attached: Proc::stop fails the test if the listener
+    // is still there 10 s after SIGTERM.
     listener.stop(Signal::SIGTERM);
     assert!(
-        listener.output().contains("cutting them"),
-        "{}",
-        listener.output()
+        !kept.established(),
+        "the stuck connection died with the listener"
     );
 }
 

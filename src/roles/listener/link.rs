@@ -21,6 +21,11 @@ use super::Settings;
 use crate::logship::{self, Downstream};
 use crate::syslog::{CodecError, OctetCodec};
 
+/// How long the last words of a connection (acknowledgements, a refusal, close_notify)
+/// may take. They are a few hundred bytes: a reading peer's kernel takes them at once,
+/// and waiting longer for one that does not read would keep a revoked worker connected.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
 /// Why a connection ended early.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum End {
@@ -199,13 +204,7 @@ impl<S: AsyncWrite> Outbound<S> {
     }
 
     /// Tells a decnet forwarder why it is being dropped, then closes; best effort, bounded.
-    /// A peer already behind on reading is dropped at once: it would not read the
-    /// refusal in time, and waiting for it would keep a revoked worker connected.
     pub(super) async fn refuse(&mut self, reason: &str) {
-        if self.busy() {
-            self.broken = true;
-            return;
-        }
         if self
             .queue(&[Downstream::Refused(reason.to_owned())])
             .is_ok()
@@ -214,13 +213,13 @@ impl<S: AsyncWrite> Outbound<S> {
         }
     }
 
-    /// Writes what is queued and closes the write side (TLS close_notify); bounded by
-    /// the write timeout, skipped if the peer already stopped reading.
+    /// Writes what is queued and closes the write side (TLS close_notify), for at most
+    /// [`CLOSE_WAIT`]; skipped if the peer already stopped reading.
     pub(super) async fn close(&mut self) {
         if self.broken {
             return;
         }
-        let _ = timeout(self.write_timeout, async {
+        let _ = timeout(self.write_timeout.min(CLOSE_WAIT), async {
             if self.drain().await.is_ok() {
                 let _ = self.out.shutdown().await;
             }
