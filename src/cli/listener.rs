@@ -25,6 +25,8 @@ use crate::store::{Options, Store};
 
 /// Seconds between allow-list checks when `--recheck-interval` is not given.
 const DEFAULT_RECHECK_SECS: u64 = 10;
+/// Default of `--write-timeout` and `--auth-timeout`, in seconds.
+const DEFAULT_TIMEOUT_SECS: u64 = 10;
 /// Worker name of plain-TCP peers when `--plain-worker` is not given.
 const DEFAULT_PLAIN_WORKER: &str = "plain";
 
@@ -63,6 +65,14 @@ struct ServeArgs {
     /// Seconds between allow-list checks of live connections (1–30) [default: 10].
     #[arg(long)]
     recheck_interval: Option<u64>,
+    /// Seconds a reply may take to be written before the peer is dropped as not reading
+    /// (1–3600) [default: 10].
+    #[arg(long)]
+    write_timeout: Option<u64>,
+    /// Seconds a new connection has for the TLS handshake and its first valid frame
+    /// (1–3600) [default: 10].
+    #[arg(long)]
+    auth_timeout: Option<u64>,
     /// Plain TCP without TLS, loopback only (interop tests).
     #[arg(long)]
     insecure_tcp: bool,
@@ -80,6 +90,8 @@ impl ServeArgs {
             (self.pki_dir.is_some(), "--pki-dir"),
             (self.raw_log.is_some(), "--raw-log"),
             (self.recheck_interval.is_some(), "--recheck-interval"),
+            (self.write_timeout.is_some(), "--write-timeout"),
+            (self.auth_timeout.is_some(), "--auth-timeout"),
             (self.insecure_tcp, "--insecure-tcp"),
             (self.plain_worker.is_some(), "--plain-worker"),
         ]
@@ -177,6 +189,16 @@ fn serve(args: ServeArgs, config: &Config, store: Store) -> anyhow::Result<()> {
             CliError::BadArguments("--recheck-interval must be 1 to 30 seconds".into()).into(),
         );
     }
+    let write_timeout = args.write_timeout.unwrap_or(DEFAULT_TIMEOUT_SECS);
+    let auth_timeout = args.auth_timeout.unwrap_or(DEFAULT_TIMEOUT_SECS);
+    for (flag, secs) in [
+        ("--write-timeout", write_timeout),
+        ("--auth-timeout", auth_timeout),
+    ] {
+        if !(1..=3600).contains(&secs) {
+            return Err(CliError::BadArguments(format!("{flag} must be 1 to 3600 seconds")).into());
+        }
+    }
     let tls = if args.insecure_tcp {
         if !ip.is_loopback() {
             return Err(CliError::BadArguments(
@@ -212,6 +234,8 @@ fn serve(args: ServeArgs, config: &Config, store: Store) -> anyhow::Result<()> {
             bus: crate::bus::from_config(&config.bus, "listener"),
             settings: Settings {
                 recheck: Duration::from_secs(recheck_interval),
+                write_timeout: Duration::from_secs(write_timeout),
+                auth_timeout: Duration::from_secs(auth_timeout),
                 ..Settings::default()
             },
         };

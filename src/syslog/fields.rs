@@ -4,7 +4,16 @@
 //! this is a small vector rather than a hash map. Setting a key that already exists
 //! replaces its value in place (first position, last value), which is what the original's
 //! `dict` did with a repeated SD-PARAM and keeps the JSON object free of duplicate keys.
+//!
+//! [`Fields::insert`] finds a repeated key by scanning, so building a list of n
+//! parameters with it costs O(n²): a 64 KiB line can carry thousands. Bulk construction
+//! (the parser, [`FromIterator`], JSON) goes through [`FieldsBuilder`] instead, which
+//! scans while the list is small and switches to a hash index of the keys beyond
+//! [`FieldsBuilder::SMALL`] entries, so it stays linear in the input. The index uses the
+//! standard library's randomly keyed SipHash, so attacker-chosen keys cannot force
+//! collisions.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::{MapAccess, Visitor};
@@ -71,13 +80,64 @@ impl Fields {
     }
 }
 
+/// Builds [`Fields`] from many parameters in time linear in their number.
+#[derive(Debug, Default)]
+pub struct FieldsBuilder {
+    pairs: Vec<(String, String)>,
+    /// Position of every key in `pairs`, built once there are more than [`Self::SMALL`].
+    index: Option<HashMap<String, usize>>,
+}
+
+impl FieldsBuilder {
+    /// Up to this many parameters a scan beats hashing (typical lines have fewer than ten).
+    pub const SMALL: usize = 16;
+
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `key` to `value` as [`Fields::insert`] does (first position, last value).
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        let (key, value) = (key.into(), value.into());
+        if let Some(index) = &mut self.index {
+            match index.get(&key) {
+                Some(&i) => self.pairs[i].1 = value,
+                None => {
+                    index.insert(key.clone(), self.pairs.len());
+                    self.pairs.push((key, value));
+                }
+            }
+            return;
+        }
+        match self.pairs.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.pairs.push((key, value)),
+        }
+        if self.pairs.len() > Self::SMALL {
+            let index = self
+                .pairs
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.clone(), i))
+                .collect();
+            self.index = Some(index);
+        }
+    }
+
+    /// The parameters collected, in order.
+    pub fn finish(self) -> Fields {
+        Fields(self.pairs)
+    }
+}
+
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Fields {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        let mut fields = Self::new();
+        let mut fields = FieldsBuilder::new();
         for (k, v) in iter {
             fields.insert(k, v);
         }
-        fields
+        fields.finish()
     }
 }
 
@@ -108,11 +168,11 @@ impl<'de> Visitor<'de> for FieldsVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Fields, A::Error> {
-        let mut fields = Fields::new();
+        let mut fields = FieldsBuilder::new();
         while let Some((k, v)) = access.next_entry::<String, String>()? {
             fields.insert(k, v);
         }
-        Ok(fields)
+        Ok(fields.finish())
     }
 }
 
@@ -127,6 +187,22 @@ mod tests {
         f.insert("b", "2");
         f.insert("a", "3");
         assert_eq!(f.iter().collect::<Vec<_>>(), vec![("a", "3"), ("b", "2")]);
+    }
+
+    #[test]
+    fn builder_agrees_with_insert_past_the_index_threshold() {
+        let keys: Vec<String> = (0..100).map(|i| format!("k{}", i % 40)).collect();
+        let mut slow = Fields::new();
+        let mut fast = FieldsBuilder::new();
+        for (i, k) in keys.iter().enumerate() {
+            slow.insert(k.as_str(), i.to_string());
+            fast.insert(k.as_str(), i.to_string());
+        }
+        let fast = fast.finish();
+        assert_eq!(fast, slow);
+        assert_eq!(fast.len(), 40);
+        assert_eq!(fast.get("k0"), Some("80"));
+        assert_eq!(fast.iter().next(), Some(("k0", "80")));
     }
 
     #[test]

@@ -17,7 +17,7 @@ mod parse;
 mod timestamp;
 
 pub use codec::{CodecError, DEFAULT_MAX_FRAME, OctetCodec};
-pub use fields::Fields;
+pub use fields::{Fields, FieldsBuilder};
 pub use format::{
     FACILITY_LOCAL0, MAX_APP_NAME, MAX_HOSTNAME, MAX_MSG_ID, MAX_PARAM_NAME, Message, Severity,
     clean_msg, escape_value, header_token, param_name,

@@ -3,6 +3,7 @@
 //! the store checked line by line at the end.
 mod auth;
 mod bad_input;
+mod bounds;
 mod chaos;
 mod copytruncate;
 mod revoke;

@@ -31,6 +31,10 @@
 //!   send (or, for a watermark, that the file does not hold) is a protocol violation,
 //!   logged with the peer's CN and fingerprint; the connection is dropped and no
 //!   position moves because of it.
+//! - Every write to the master (frames, close_notify) must finish within
+//!   [`Settings::write_timeout`]: a master that stops reading is a dead link too, so the
+//!   forwarder reconnects. On shutdown a connection gets [`Settings::shutdown_grace`]
+//!   to close cleanly and is then dropped, so a stuck master cannot hold the forwarder.
 //! - **plain mode** (`--plain`, rsyslog and other RFC 5425 receivers): bare octet-counted
 //!   lines, and the position advances once a batch is flushed to the socket
 //!   (advance-after-drain, as the original): at-least-once at best, since bytes in
@@ -106,6 +110,9 @@ pub enum Error {
     /// The listener went quiet.
     #[error("no answer from the master for {0:?}")]
     Timeout(Duration),
+    /// The listener stopped reading what the forwarder sends.
+    #[error("the master stopped reading: a write did not finish within {0:?}")]
+    WriteTimeout(Duration),
 }
 
 /// Tunables; the defaults are swarm.md §8.2's.
@@ -129,6 +136,10 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// Silence from the master, with lines waiting, that counts as a dead link.
     pub ack_timeout: Duration,
+    /// Time one write of queued frames may take before the master counts as not reading.
+    pub write_timeout: Duration,
+    /// Time a connection gets after shutdown to close cleanly before it is dropped.
+    pub shutdown_grace: Duration,
     /// Keep-alive period of an idle decnet-mode connection.
     pub ping: Duration,
     /// Largest frame payload.
@@ -147,6 +158,8 @@ impl Default for Settings {
             backoff_max: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             ack_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(5),
             ping: Duration::from_secs(30),
             max_frame: crate::syslog::DEFAULT_MAX_FRAME,
         }
@@ -194,30 +207,24 @@ pub async fn run(config: ForwarderConfig, shutdown: CancellationToken) -> Result
     let mut backoff = s.backoff_min;
     while !shutdown.is_cancelled() {
         let mut accepted = false;
-        let outcome = match connect(&config).await {
-            Ok((Transport::Tls(stream), link)) => {
-                pump(
-                    stream,
-                    &mut tailer,
-                    &config,
-                    &link,
-                    &shutdown,
-                    &mut accepted,
-                )
-                .await
+        let link = async {
+            match connect(&config).await {
+                Ok((Transport::Tls(stream), link)) => {
+                    pump(stream, &mut tailer, &config, &link, &shutdown, &mut accepted).await
+                }
+                Ok((Transport::Plain(stream), link)) => {
+                    pump(stream, &mut tailer, &config, &link, &shutdown, &mut accepted).await
+                }
+                Err(err) => Err(err),
             }
-            Ok((Transport::Plain(stream), link)) => {
-                pump(
-                    stream,
-                    &mut tailer,
-                    &config,
-                    &link,
-                    &shutdown,
-                    &mut accepted,
-                )
-                .await
-            }
-            Err(err) => Err(err),
+        };
+        // Unacknowledged lines stay in the tailer, so dropping a stuck link loses nothing.
+        let outcome = tokio::select! {
+            outcome = link => outcome,
+            () = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(s.shutdown_grace).await;
+            } => Ok(()),
         };
         if accepted {
             backoff = s.backoff_min;
@@ -308,6 +315,8 @@ struct Outbox {
     codec: OctetCodec,
     buf: BytesMut,
     payload: BytesMut,
+    /// How long one flush may take.
+    limit: Duration,
 }
 
 impl Outbox {
@@ -320,8 +329,12 @@ impl Outbox {
 
     async fn flush<W: AsyncWrite + Unpin>(&mut self, out: &mut W) -> Result<(), Error> {
         if !self.buf.is_empty() {
-            out.write_all(&self.buf).await?;
-            out.flush().await?;
+            timeout(self.limit, async {
+                out.write_all(&self.buf).await?;
+                out.flush().await
+            })
+            .await
+            .map_err(|_| Error::WriteTimeout(self.limit))??;
             self.buf.clear();
         }
         Ok(())
@@ -370,6 +383,7 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
         codec,
         buf: BytesMut::new(),
         payload: BytesMut::new(),
+        limit: s.write_timeout,
     };
     let mut next_idx = 0u32;
     if !config.plain {
@@ -500,7 +514,7 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
             biased;
             _ = shutdown.cancelled() => {
                 // close_notify, so the listener sees a clean end rather than a cut.
-                let _ = timeout(s.connect_timeout, wr.shutdown()).await;
+                let _ = timeout(s.write_timeout.min(s.connect_timeout), wr.shutdown()).await;
                 return Ok(());
             }
             frame = frames.next() => {

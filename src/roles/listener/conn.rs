@@ -1,117 +1,70 @@
-//! One connection: TLS handshake, allow-list gate, then frames until the peer is done.
+//! One connection: admission (TLS handshake, allow-list gate, first frame), then frames
+//! until the peer is done.
+//!
+//! Until its first valid frame a connection holds a [`Ticket`] of the doorway and must
+//! get there within [`Settings::auth_timeout`](super::Settings::auth_timeout), or lose its
+//! place to a newer connection ([`super::admission`]); then it trades the ticket for one
+//! of the workers' places.
 //!
 //! Commits are pipelined one deep: while one batch commits, the next accumulates (at most
-//! `max_pending` lines, then reading pauses). So a connection never has two batches in
-//! flight, and what the store holds of it is always a prefix of what it sent: if a
+//! `max_pending` lines and `max_pending_bytes` bytes, each line's bytes also taken from
+//! the listener-wide budget, then reading pauses). So a connection never has two batches
+//! in flight, and what the store holds of it is always a prefix of what it sent: if a
 //! commit fails, nothing later from this connection is queued behind it, and the
-//! watermark can never jump over a gap.
+//! watermark can never jump over a gap. Replies are queued and drained by the same
+//! `select!` that reads, re-checks and commits ([`super::link`]).
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use futures_util::{FutureExt, StreamExt};
 use time::OffsetDateTime;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, timeout, timeout_at};
-use tokio_util::bytes::{Bytes, BytesMut};
-use tokio_util::codec::{Encoder, FramedRead};
+use tokio::time::{Instant, timeout_at};
+use tokio_util::bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
-use super::{Settings, Shared, UNPARSED_EVENT};
+use super::admission::Ticket;
+use super::link::{End, Link, Outbound};
+use super::{Shared, UNPARSED_EVENT};
 use crate::bus::{publish_safely, topics};
 use crate::logship::{self, Downstream, MAX_SOURCES, Upstream, Welcome};
 use crate::store::{self, Committed, LogRecord};
-use crate::syslog::{CodecError, Event, Fields, OctetCodec, Timestamp};
+use crate::syslog::{Event, Fields, Timestamp};
 use crate::tls::{self, PeerIdentity};
 
-/// Why a connection ended early.
-#[derive(Debug, thiserror::Error)]
-enum End {
-    #[error("peer stalled in the middle of a frame (read timeout)")]
-    Stalled,
-    #[error("peer idle for too long")]
-    Idle,
-    #[error("{0}")]
-    Codec(#[from] CodecError),
-    #[error("protocol error: {0}")]
-    Protocol(#[from] logship::ProtocolError),
+/// Frames handled in one go before the session looks at its other duties again.
+const BURST: usize = 256;
+
+/// The deadline and the doorway place of a connection that has not authenticated yet.
+struct Unauthenticated {
+    ticket: Ticket,
+    deadline: Instant,
+    peer: SocketAddr,
+    stop: CancellationToken,
 }
 
-/// Frames in, frames out, with the read deadlines of [`Settings`].
-struct Link<S> {
-    frames: FramedRead<ReadHalf<S>, OctetCodec>,
-    out: WriteHalf<S>,
-    codec: OctetCodec,
-    frame_started: Option<Instant>,
-    settings: Settings,
-}
-
-impl<S: AsyncRead + AsyncWrite> Link<S> {
-    fn new(stream: S, settings: &Settings) -> Self {
-        let codec = OctetCodec::new(settings.max_frame);
-        let (rd, out) = tokio::io::split(stream);
-        Self {
-            frames: FramedRead::new(rd, codec),
-            out,
-            codec,
-            frame_started: None,
-            settings: settings.clone(),
-        }
-    }
-
-    /// The next frame; cancel-safe (the partial frame stays buffered).
-    async fn next(&mut self) -> Result<Option<Bytes>, End> {
-        loop {
-            if self.frame_started.is_none() && !self.frames.read_buffer().is_empty() {
-                self.frame_started = Some(Instant::now());
+impl Unauthenticated {
+    /// Runs one step of admission; `None` if evicted, stopping or out of time.
+    async fn step<T>(&self, step: impl Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            biased;
+            () = self.stop.cancelled() => None,
+            () = self.ticket.evicted() => {
+                tracing::debug!(peer = %self.peer, "unauthenticated connection dropped to make room");
+                None
             }
-            let deadline = match self.frame_started {
-                Some(t) => t + self.settings.frame_timeout,
-                None => Instant::now() + self.settings.idle_timeout,
-            };
-            match timeout_at(deadline, self.frames.next()).await {
-                Ok(frame) => {
-                    self.frame_started = None;
-                    return frame.transpose().map_err(End::from);
+            done = timeout_at(self.deadline, step) => match done {
+                Ok(value) => Some(value),
+                Err(_) => {
+                    tracing::warn!(peer = %self.peer, "connection dropped: no valid first frame in time");
+                    None
                 }
-                Err(_) if self.frame_started.is_some() => return Err(End::Stalled),
-                Err(_) if self.frames.read_buffer().is_empty() => return Err(End::Idle),
-                Err(_) => {}
-            }
+            },
         }
-    }
-
-    /// A frame that is already buffered, without waiting.
-    fn ready(&mut self) -> Option<Result<Option<Bytes>, End>> {
-        let frame = self.frames.next().now_or_never()?;
-        self.frame_started = None;
-        Some(frame.transpose().map_err(End::from))
-    }
-
-    async fn send(&mut self, frames: &[Downstream]) -> std::io::Result<()> {
-        let mut buf = BytesMut::new();
-        let mut payload = BytesMut::new();
-        for frame in frames {
-            payload.clear();
-            frame.encode(&mut payload);
-            self.codec
-                .encode(&payload[..], &mut buf)
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-        }
-        self.out.write_all(&buf).await?;
-        self.out.flush().await
-    }
-
-    /// Tells a decnet forwarder why it is being dropped; best effort, bounded.
-    async fn refuse(&mut self, reason: &str) {
-        let frame = [Downstream::Refused(reason.to_owned())];
-        let _ = timeout(self.settings.frame_timeout, async {
-            let _ = self.send(&frame).await;
-            let _ = self.out.shutdown().await;
-        })
-        .await;
     }
 }
 
@@ -120,50 +73,61 @@ pub(super) async fn handle(
     shared: Arc<Shared>,
     tcp: TcpStream,
     peer: SocketAddr,
+    ticket: Ticket,
     stop: CancellationToken,
 ) {
     let _ = tcp.set_nodelay(true);
     let settings = &shared.config.settings;
+    if let Err(err) = socket2::SockRef::from(&tcp).set_send_buffer_size(settings.send_buffer) {
+        tracing::debug!(%peer, "cannot size the send buffer: {err}");
+    }
+    let admission = Unauthenticated {
+        ticket,
+        deadline: Instant::now() + settings.auth_timeout,
+        peer,
+        stop,
+    };
+    if !matches!(admission.step(tcp.readable()).await, Some(Ok(()))) {
+        return;
+    }
+    admission.ticket.spoke();
     let Some(acceptor) = &shared.acceptor else {
         let worker = shared.config.plain_worker.clone();
         let link = Link::new(tcp, settings);
         return Session::new(shared.clone(), worker, None, peer)
-            .run(link, stop)
+            .start(link, admission)
             .await;
     };
-    let (stream, identity) =
-        match timeout(settings.handshake_timeout, tls::accept(acceptor, tcp)).await {
-            Err(_) => {
-                tracing::warn!(%peer, "connection refused: TLS handshake timed out");
-                return;
-            }
-            Ok(Err(err)) => {
-                // No certificate, one from another CA, expired, or not TLS at all.
-                tracing::warn!(%peer, "connection refused: {err}");
-                return;
-            }
-            Ok(Ok(pair)) => pair,
-        };
+    let (stream, identity) = match admission.step(tls::accept(acceptor, tcp)).await {
+        None => return,
+        Some(Err(err)) => {
+            // No certificate, one from another CA, expired, or not TLS at all.
+            tracing::warn!(%peer, "connection refused: {err}");
+            return;
+        }
+        Some(Ok(pair)) => pair,
+    };
     let mut link = Link::new(stream, settings);
-    if !shared
-        .gate
-        .allowed(&identity.cn, &identity.fingerprint)
-        .await
-    {
+    let allowed = shared.gate.allowed(&identity.cn, &identity.fingerprint);
+    let Some(allowed) = admission.step(allowed).await else {
+        return;
+    };
+    if !allowed {
         tracing::warn!(
             %peer,
             worker = %identity.cn,
             fingerprint = %identity.fingerprint,
             "connection refused: no enrolled worker with this name and certificate"
         );
-        link.refuse("not an enrolled worker with this certificate")
+        link.tx
+            .refuse("not an enrolled worker with this certificate")
             .await;
         return;
     }
     tracing::info!(%peer, worker = %identity.cn, "worker connected");
     let worker = identity.cn.clone();
     Session::new(shared.clone(), worker, Some(identity), peer)
-        .run(link, stop)
+        .start(link, admission)
         .await;
 }
 
@@ -178,6 +142,13 @@ enum Mode {
     Plain { source: String, next_seq: u64 },
 }
 
+/// A line received but not yet buffered: the listener-wide budget had no room for it.
+struct Parked {
+    source: String,
+    seq: u64,
+    line: Bytes,
+}
+
 /// The state of one connection after the gate.
 struct Session {
     shared: Arc<Shared>,
@@ -185,6 +156,11 @@ struct Session {
     identity: Option<PeerIdentity>,
     peer: SocketAddr,
     pending: Vec<LogRecord>,
+    /// Line bytes in `pending`.
+    pending_bytes: usize,
+    /// What `pending` holds of the listener-wide budget.
+    charge: Option<OwnedSemaphorePermit>,
+    parked: Option<Parked>,
     raw: Vec<Bytes>,
     inflight: Option<JoinHandle<store::Result<Committed>>>,
 }
@@ -202,33 +178,78 @@ impl Session {
             identity,
             peer,
             pending: Vec::new(),
+            pending_bytes: 0,
+            charge: None,
+            parked: None,
             raw: Vec::new(),
             inflight: None,
         }
     }
 
-    async fn run<S: AsyncRead + AsyncWrite>(mut self, mut link: Link<S>, stop: CancellationToken) {
-        let first = match link.next().await {
-            Ok(Some(first)) => first,
-            Ok(None) => return,
-            Err(end) => return self.fail(&mut link, end, None).await,
+    /// Reads the first frame within the admission deadline, then takes a worker's place.
+    async fn start<S: AsyncRead + AsyncWrite>(
+        mut self,
+        mut link: Link<S>,
+        admission: Unauthenticated,
+    ) {
+        let first = admission.step(self.first(&mut link)).await;
+        let mode = match first {
+            None | Some(Ok(None)) => return,
+            Some(Err(end)) => return self.fail(&mut link, end, None).await,
+            Some(Ok(Some(mode))) => mode,
         };
-        let mut mode = match self.open(&mut link, first).await {
-            Ok(mode) => mode,
-            Err(end) => return self.fail(&mut link, end, None).await,
+        let stop = admission.stop.clone();
+        drop(admission);
+        let Ok(place) = self.shared.workers.clone().try_acquire_owned() else {
+            tracing::warn!(
+                peer = %self.peer,
+                worker = %self.worker,
+                max = self.shared.config.settings.max_workers,
+                "connection refused: every worker place is taken"
+            );
+            link.tx
+                .refuse("the master serves its maximum of worker connections; retry later")
+                .await;
+            return;
         };
+        self.run(link, mode, stop).await;
+        drop(place);
+    }
+
+    /// Whether another line may be buffered now.
+    fn room(&self) -> bool {
+        let settings = &self.shared.config.settings;
+        self.parked.is_none()
+            && self.pending.len() < settings.max_pending
+            && self.pending_bytes < settings.max_pending_bytes
+    }
+
+    async fn run<S: AsyncRead + AsyncWrite>(
+        mut self,
+        mut link: Link<S>,
+        mut mode: Mode,
+        stop: CancellationToken,
+    ) {
+        self.submit();
         let settings = self.shared.config.settings.clone();
+        let budget = self.shared.budget.clone();
         let mut recheck =
             tokio::time::interval_at(Instant::now() + settings.recheck, settings.recheck);
         loop {
-            let room = self.pending.len() < settings.max_pending;
+            let room = self.room();
+            let parked = self.parked.as_ref().map(|p| p.line.len());
             tokio::select! {
                 biased;
-                _ = stop.cancelled() => break,
+                () = stop.cancelled() => break,
                 _ = recheck.tick(), if self.identity.is_some() => {
                     if !self.still_allowed().await {
-                        link.refuse("no longer enrolled with this certificate").await;
+                        link.tx.refuse("no longer enrolled with this certificate").await;
                         return;
+                    }
+                }
+                written = link.tx.drain(), if link.tx.busy() => {
+                    if let Err(end) = written {
+                        return self.fail(&mut link, end, Some(&mode)).await;
                     }
                 }
                 done = async {
@@ -242,32 +263,47 @@ impl Session {
                         Ok(Ok(c)) => c,
                         Ok(Err(err)) => {
                             tracing::error!(worker = %self.worker, "store did not commit, not acknowledging: {err}");
-                            link.refuse("the master cannot store lines right now; retry later").await;
+                            link.tx.refuse("the master cannot store lines right now; retry later").await;
                             return;
                         }
                         Err(_) => return,
                     };
-                    if !self.acknowledge(&mut link, Some(&mode), committed).await {
-                        return;
+                    if let Err(end) = self.acknowledge(&mut link.tx, Some(&mode), committed) {
+                        return self.fail(&mut link, end, Some(&mode)).await;
                     }
                     self.submit();
                 }
-                frame = link.next(), if room => {
+                charge = budget.take(parked.unwrap_or(0)), if parked.is_some() => {
+                    if let Some(charge) = charge
+                        && let Some(p) = self.parked.take()
+                    {
+                        self.charge_with(charge);
+                        self.record(&p.source, p.seq, p.line);
+                    }
+                    if self.inflight.is_none() {
+                        self.submit();
+                    }
+                }
+                frame = link.rx.next(), if room => {
                     let mut frame = frame;
+                    let mut burst = 0;
                     loop {
                         match frame {
                             Ok(Some(payload)) => {
-                                if let Err(end) = self.take(&mut link, &mut mode, payload).await {
+                                if let Err(end) = self.take(&mut link.tx, &mut mode, payload).await {
                                     return self.fail(&mut link, end, Some(&mode)).await;
                                 }
                             }
                             Ok(None) => return self.finish(&mut link, Some(&mode)).await,
                             Err(end) => return self.fail(&mut link, end, Some(&mode)).await,
                         }
-                        if self.pending.len() >= settings.max_pending {
+                        burst += 1;
+                        // A peer that sends faster than we process would otherwise keep
+                        // this loop busy forever: replies, re-checks and shutdown wait.
+                        if !self.room() || burst >= BURST {
                             break;
                         }
-                        match link.ready() {
+                        match link.rx.ready() {
                             Some(next) => frame = next,
                             None => break,
                         }
@@ -282,11 +318,13 @@ impl Session {
     }
 
     /// Reads the first frame: a HELLO (answered with WELCOME) or the first plain line.
-    async fn open<S: AsyncRead + AsyncWrite>(
+    async fn first<S: AsyncRead + AsyncWrite>(
         &mut self,
         link: &mut Link<S>,
-        first: Bytes,
-    ) -> Result<Mode, End> {
+    ) -> Result<Option<Mode>, End> {
+        let Some(first) = link.rx.next().await? else {
+            return Ok(None);
+        };
         if !logship::is_hello(&first) {
             let source = format!(
                 "rfc5425:{}:{}",
@@ -298,9 +336,8 @@ impl Session {
                 source,
                 next_seq: 1,
             };
-            self.take(link, &mut mode, first).await?;
-            self.submit();
-            return Ok(mode);
+            self.take(&mut link.tx, &mut mode, first).await?;
+            return Ok(Some(mode));
         }
         let Upstream::Hello(hello) = Upstream::decode(first)? else {
             return Err(End::Protocol(logship::ProtocolError::Malformed {
@@ -324,20 +361,17 @@ impl Session {
             .map(|(s, i)| (s.clone(), i))
             .collect();
         let names = hello.sources.into_iter().map(Some).collect();
-        let welcome = Downstream::Welcome(Welcome {
+        link.tx.queue(&[Downstream::Welcome(Welcome {
             version: logship::VERSION,
             watermarks,
-        });
-        if link.send(&[welcome]).await.is_err() {
-            return Err(End::Idle);
-        }
-        Ok(Mode::Envelope { names, by_name })
+        })])?;
+        Ok(Some(Mode::Envelope { names, by_name }))
     }
 
     /// Handles one frame after the first.
-    async fn take<S: AsyncRead + AsyncWrite>(
+    async fn take<S: AsyncWrite>(
         &mut self,
-        link: &mut Link<S>,
+        tx: &mut Outbound<S>,
         mode: &mut Mode,
         payload: Bytes,
     ) -> Result<(), End> {
@@ -346,7 +380,7 @@ impl Session {
                 let seq = *next_seq;
                 *next_seq += 1;
                 let source = source.clone();
-                self.push(&source, seq, payload);
+                self.push(source, seq, payload);
             }
             Mode::Envelope { names, by_name } => match Upstream::decode(payload)? {
                 Upstream::Line { idx, seq, line } => {
@@ -361,7 +395,7 @@ impl Session {
                         }));
                     }
                     let name = name.clone();
-                    self.push(&name, seq, line);
+                    self.push(name, seq, line);
                 }
                 Upstream::Source { idx, name } => {
                     let i = idx as usize;
@@ -381,7 +415,7 @@ impl Session {
                         .and_then(|m| m.get(&name).copied())
                         .unwrap_or(0);
                     by_name.insert(name, idx);
-                    let _ = link.send(&[Downstream::Ack { idx, seq: mark }]).await;
+                    tx.queue(&[Downstream::Ack { idx, seq: mark }])?;
                 }
                 Upstream::Ping => {}
                 Upstream::Hello(_) => {
@@ -394,18 +428,38 @@ impl Session {
         Ok(())
     }
 
-    fn push(&mut self, source: &str, seq: u64, line: Bytes) {
+    /// Buffers a line if the listener-wide budget has room for it, else parks it.
+    fn push(&mut self, source: String, seq: u64, line: Bytes) {
+        match self.shared.budget.try_take(line.len()) {
+            Some(charge) => {
+                self.charge_with(charge);
+                self.record(&source, seq, line);
+            }
+            None => self.parked = Some(Parked { source, seq, line }),
+        }
+    }
+
+    fn charge_with(&mut self, charge: OwnedSemaphorePermit) {
+        match &mut self.charge {
+            Some(held) => held.merge(charge),
+            None => self.charge = Some(charge),
+        }
+    }
+
+    fn record(&mut self, source: &str, seq: u64, line: Bytes) {
         let mut record = LogRecord::from_line(self.worker.as_str(), source, seq, &line);
         if record.event.is_none() {
             record.event = Some(unparsed(&line, record.received_at));
         }
         self.pending.push(record);
+        self.pending_bytes += line.len();
         if self.shared.raw.is_some() {
             self.raw.push(line);
         }
     }
 
-    /// Hands the pending lines to the store writer, if nothing is committing.
+    /// Hands the pending lines to the store writer, if nothing is committing; their
+    /// share of the byte budget is returned once the commit is over.
     fn submit(&mut self) {
         if self.inflight.is_some() || self.pending.is_empty() {
             return;
@@ -415,17 +469,23 @@ impl Session {
             self.raw.clear();
         }
         let records = std::mem::take(&mut self.pending);
+        self.pending_bytes = 0;
+        let charge = self.charge.take();
         let writer = self.shared.writer.clone();
-        self.inflight = Some(tokio::spawn(async move { writer.write(records).await }));
+        self.inflight = Some(tokio::spawn(async move {
+            let committed = writer.write(records).await;
+            drop(charge);
+            committed
+        }));
     }
 
-    /// Sends the acknowledgements of a committed batch and announces it on the bus.
-    async fn acknowledge<S: AsyncRead + AsyncWrite>(
+    /// Queues the acknowledgements of a committed batch and announces it on the bus.
+    fn acknowledge<S: AsyncWrite>(
         &self,
-        link: &mut Link<S>,
+        tx: &mut Outbound<S>,
         mode: Option<&Mode>,
         committed: Committed,
-    ) -> bool {
+    ) -> Result<(), End> {
         publish_safely(
             Some(self.shared.config.bus.as_ref()),
             topics::SYSTEM_LOG,
@@ -437,7 +497,7 @@ impl Session {
             "logs.committed",
         );
         let Some(Mode::Envelope { by_name, .. }) = mode else {
-            return true;
+            return Ok(());
         };
         let acks: Vec<Downstream> = committed
             .watermarks
@@ -448,7 +508,7 @@ impl Session {
                     .map(|&idx| Downstream::Ack { idx, seq: w.seq })
             })
             .collect();
-        link.send(&acks).await.is_ok()
+        tx.queue(&acks)
     }
 
     async fn still_allowed(&self) -> bool {
@@ -467,13 +527,17 @@ impl Session {
         allowed
     }
 
-    /// Commits what is pending (the peer is done or we stop), acknowledging it.
-    async fn finish<S: AsyncRead + AsyncWrite>(&mut self, link: &mut Link<S>, mode: Option<&Mode>) {
+    /// Commits what was received (the peer is done or we stop) and queues its
+    /// acknowledgements; a line still waiting for budget is committed too.
+    async fn commit_rest<S: AsyncWrite>(&mut self, tx: &mut Outbound<S>, mode: Option<&Mode>) {
+        if let Some(p) = self.parked.take() {
+            self.record(&p.source, p.seq, p.line);
+        }
         for _ in 0..2 {
             if let Some(handle) = self.inflight.take() {
                 match handle.await {
                     Ok(Ok(committed)) => {
-                        let _ = self.acknowledge(link, mode, committed).await;
+                        let _ = self.acknowledge(tx, mode, committed);
                     }
                     Ok(Err(err)) => {
                         tracing::error!(worker = %self.worker, "store did not commit: {err}");
@@ -486,7 +550,14 @@ impl Session {
         }
     }
 
-    /// Logs why the connection ends, keeps the valid lines it sent, and closes.
+    /// Commits the rest, acknowledges it and closes.
+    async fn finish<S: AsyncRead + AsyncWrite>(&mut self, link: &mut Link<S>, mode: Option<&Mode>) {
+        self.commit_rest(&mut link.tx, mode).await;
+        link.tx.close().await;
+    }
+
+    /// Logs why the connection ends, keeps the valid lines it sent, and closes (telling
+    /// the peer why when it still listens).
     async fn fail<S: AsyncRead + AsyncWrite>(
         &mut self,
         link: &mut Link<S>,
@@ -494,9 +565,11 @@ impl Session {
         mode: Option<&Mode>,
     ) {
         tracing::warn!(peer = %self.peer, worker = %self.worker, "closing connection: {end}");
-        self.finish(link, mode).await;
-        if !matches!(end, End::Idle) {
-            link.refuse(&end.to_string()).await;
+        self.commit_rest(&mut link.tx, mode).await;
+        if end.can_reply() {
+            link.tx.refuse(&end.to_string()).await;
+        } else {
+            link.tx.close().await;
         }
     }
 }

@@ -22,14 +22,34 @@
 //! is closed without an acknowledgement, and forwarders retry with backoff. After each
 //! committed batch a `system.log` event goes on the bus, fire-and-forget.
 //!
-//! Bounds: [`Settings::max_connections`] concurrent connections, a TLS handshake timeout,
-//! a frame cap ([`Settings::max_frame`]), a deadline for finishing a started frame
-//! ([`Settings::frame_timeout`]) and an idle limit, and at most [`Settings::max_pending`]
-//! lines buffered per connection while a commit runs (then reading pauses and TCP pushes
-//! back). Plain TCP without TLS ([`ListenerConfig::tls`] `None`) exists only for interop
+//! Bounds in time and bytes (every default in [`Settings`]):
+//! - Places: [`Settings::max_unauthenticated`] connections (64) may be between accept and
+//!   their first valid frame, each for at most [`Settings::auth_timeout`] (10 s); beyond
+//!   that a newcomer evicts the oldest silent one ([`admission`]). Authenticated workers
+//!   have their own [`Settings::max_workers`] places (256), so a flood of unauthenticated
+//!   connections never keeps an enrolled worker out.
+//! - Reads: a frame cap ([`Settings::max_frame`]), a deadline for finishing a started
+//!   frame ([`Settings::frame_timeout`]) and an idle limit.
+//! - Writes: every reply must be written within [`Settings::write_timeout`] (10 s) and at
+//!   most [`Settings::max_reply_bytes`] may wait; a peer that stops reading is dropped
+//!   and its place freed. Writes never block the allow-list re-check ([`link`]). The
+//!   kernel's send buffer is fixed at [`Settings::send_buffer`] (64 KiB).
+//! - Memory: per connection at most [`Settings::max_pending`] lines and
+//!   [`Settings::max_pending_bytes`] (4 MiB) of line bytes accumulate while its previous
+//!   batch commits, and all connections together hold at most
+//!   [`Settings::max_buffered_bytes`] (32 MiB) of line bytes in pending and committing
+//!   batches; then reading pauses and TCP pushes back. (A parsed record takes about two
+//!   to three times its line's bytes.)
+//! - Shutdown: connections get [`Settings::shutdown_grace`] (5 s) to commit and
+//!   acknowledge what they hold, then they are cut; with the last commit the listener
+//!   is gone within 10 s even with stuck peers.
+//!
+//! Plain TCP without TLS ([`ListenerConfig::tls`] `None`) exists only for interop
 //! tests with rsyslog and is refused on anything but loopback by the CLI.
+mod admission;
 mod conn;
 mod gate;
+mod link;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter};
@@ -78,32 +98,56 @@ pub enum Error {
 /// Tunables; the defaults are what `decnet listener` uses.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Connections served at once; further peers wait in the accept queue.
-    pub max_connections: usize,
-    /// Time a peer has to complete the TLS handshake.
-    pub handshake_timeout: Duration,
-    /// Time a peer has to finish a frame it started.
+    /// Authenticated worker connections served at once (256); one more is refused and
+    /// retries with backoff.
+    pub max_workers: usize,
+    /// Connections not yet past their first valid frame at once (64); a newcomer beyond
+    /// it evicts the oldest silent one.
+    pub max_unauthenticated: usize,
+    /// Time from accept to the first valid frame, TLS handshake included (10 s).
+    pub auth_timeout: Duration,
+    /// Time a peer has to finish a frame it started (10 s).
     pub frame_timeout: Duration,
-    /// Time a connection may stay silent (forwarders ping every 30 s when idle).
+    /// Time a connection may stay silent (120 s; forwarders ping every 30 s when idle).
     pub idle_timeout: Duration,
-    /// How often live connections are checked against the allow-list again.
+    /// Time a reply may take to be written before the peer counts as not reading (10 s).
+    pub write_timeout: Duration,
+    /// How often live connections are checked against the allow-list again (10 s).
     pub recheck: Duration,
-    /// Largest frame payload.
+    /// Largest frame payload (64 KiB).
     pub max_frame: usize,
-    /// Lines one connection may buffer while its previous batch commits.
+    /// Lines one connection may buffer while its previous batch commits (8,192).
     pub max_pending: usize,
+    /// Line bytes one connection may buffer while its previous batch commits (4 MiB).
+    pub max_pending_bytes: usize,
+    /// Line bytes all connections together may hold, pending or committing (32 MiB).
+    pub max_buffered_bytes: usize,
+    /// Reply bytes that may wait for a peer to read them (256 KiB).
+    pub max_reply_bytes: usize,
+    /// Kernel send buffer of each connection (`SO_SNDBUF`, 64 KiB): replies are small
+    /// ACKs, and a fixed size stops autotuning from parking megabytes per idle reader.
+    pub send_buffer: usize,
+    /// Time connections get after shutdown to commit and acknowledge (5 s).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            max_connections: 256,
-            handshake_timeout: Duration::from_secs(10),
+            max_workers: 256,
+            max_unauthenticated: 64,
+            auth_timeout: Duration::from_secs(10),
             frame_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(120),
+            write_timeout: Duration::from_secs(10),
             recheck: Duration::from_secs(10),
             max_frame: crate::syslog::DEFAULT_MAX_FRAME,
             max_pending: 8192,
+            max_pending_bytes: 4 * 1024 * 1024,
+            max_buffered_bytes: 32 * 1024 * 1024,
+            max_reply_bytes: 256 * 1024,
+            send_buffer: 64 * 1024,
+            shutdown_grace: Duration::from_secs(5),
         }
     }
 }
@@ -169,9 +213,16 @@ struct Shared {
     gate: gate::Gate,
     writer: store::Writer,
     raw: Option<RawLog>,
+    /// Places of the connections that have not authenticated yet.
+    doorway: Arc<admission::Doorway>,
+    /// Places of authenticated workers.
+    workers: Arc<Semaphore>,
+    /// Line bytes buffered by every connection together.
+    budget: admission::Budget,
 }
 
-/// Serves `listener` until `shutdown` is cancelled, then drains connections (5 s grace).
+/// Serves `listener` until `shutdown` is cancelled, then drains connections for
+/// [`Settings::shutdown_grace`] and cuts whatever is still open.
 pub async fn serve(
     listener: TcpListener,
     config: ListenerConfig,
@@ -179,25 +230,23 @@ pub async fn serve(
 ) -> Result<(), Error> {
     let (writer, writer_task) = config.store.spawn_writer()?;
     let raw = config.raw_log.as_deref().map(RawLog::open).transpose()?;
+    let settings = config.settings.clone();
     let shared = Arc::new(Shared {
         acceptor: config.tls.clone().map(TlsAcceptor::from),
         gate: gate::Gate::new(&config.store)?,
         writer,
         raw,
+        doorway: admission::Doorway::new(settings.max_unauthenticated),
+        workers: Arc::new(Semaphore::new(settings.max_workers.max(1))),
+        budget: admission::Budget::new(settings.max_buffered_bytes, settings.max_frame),
         config,
     });
-    let limit = Arc::new(Semaphore::new(
-        shared.config.settings.max_connections.max(1),
-    ));
     let tracker = TaskTracker::new();
+    // Cancelled once the grace period is over: drops every connection still open.
+    let cut = CancellationToken::new();
     loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            permit = limit.clone().acquire_owned() => permit,
-        };
-        let Ok(permit) = permit else {
-            break;
-        };
+        // Never waits for a place: the doorway makes room, so the accept queue of the
+        // kernel cannot fill up with connections an enrolled worker would wait behind.
         let (tcp, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -210,19 +259,28 @@ pub async fn serve(
                 }
             },
         };
+        let ticket = shared.doorway.admit();
         let shared = shared.clone();
         let stop = shutdown.clone();
+        let cut = cut.clone();
         tracker.spawn(async move {
-            conn::handle(shared, tcp, peer, stop).await;
-            drop(permit);
+            tokio::select! {
+                () = conn::handle(shared, tcp, peer, ticket, stop) => {}
+                () = cut.cancelled() => {}
+            }
         });
     }
     tracker.close();
-    if tokio::time::timeout(Duration::from_secs(5), tracker.wait())
+    if tokio::time::timeout(settings.shutdown_grace, tracker.wait())
         .await
         .is_err()
     {
-        tracing::warn!("connections still open after the grace period; closing them");
+        tracing::warn!(
+            open = tracker.len(),
+            "connections still open after the grace period; cutting them"
+        );
+        cut.cancel();
+        tracker.wait().await;
     }
     drop(shared);
     let _ = writer_task.await;
