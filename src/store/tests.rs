@@ -480,3 +480,28 @@ async fn store_files_are_owner_only() -> Result<()> {
     assert_eq!(mode(&positions), 0o600);
     Ok(())
 }
+
+#[test]
+fn sql_times_match_the_formatted_form() {
+    let offset = time::UtcOffset::from_hms(5, 30, 0).unwrap_or_else(|e| panic!("{e}"));
+    for (secs, micros) in [(0, 0), (1_767_323_045, 7), (4_102_444_799, 999_999)] {
+        let t = OffsetDateTime::from_unix_timestamp(secs).unwrap_or_else(|e| panic!("{e}"))
+            + time::Duration::microseconds(micros);
+        let utc = t.to_offset(time::UtcOffset::UTC);
+        let expected = format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}",
+            utc.year(),
+            u8::from(utc.month()),
+            utc.day(),
+            utc.hour(),
+            utc.minute(),
+            utc.second(),
+            utc.microsecond()
+        );
+        // The line's own offset never shows: stored times are UTC.
+        assert_eq!(sql_micros(t.to_offset(offset)), expected);
+        let mut seconds = String::new();
+        push_sql_time(&mut seconds, t, false);
+        assert_eq!(seconds, expected[..19]);
+    }
+}
