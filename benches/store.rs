@@ -7,14 +7,15 @@
 //! already formatted, outside the timing), one prepared single-row `INSERT` each, in
 //! transactions of [`Options::max_batch_rows`] rows, into a database with the same schema
 //! and the same SQLite settings as the writer's connection (WAL, `synchronous=FULL`, page
-//! cache, checkpoint interval), on one thread, with no decnet code in the loop. Store and raw rounds alternate on fresh databases so that a noisy machine
-//! disturbs both alike; the ratio of each round is the robust figure.
+//! cache, checkpoint interval), on one thread, with no decnet code in the loop. Store and
+//! raw rounds alternate on fresh databases so that a noisy machine disturbs both alike;
+//! the ratio of each round is the robust figure.
 //!
-//! Environment: `BENCH_ROWS` (default 200000), `BENCH_SENDERS` (4), `BENCH_BATCH` (500, the forwarder's batch),
-//! `BENCH_ROUNDS` (3), and `BENCH_ONLY` (`store`, `raw` or `none`) to run one side only:
-//! under callgrind, the difference of two runs that differ in `BENCH_ROWS` gives the
-//! instructions per row of that side, plus line generation and parsing, which `none`
-//! measures alone.
+//! Environment: `BENCH_ROWS` (default 200000), `BENCH_SENDERS` (4), `BENCH_BATCH` (500,
+//! the forwarder's batch), `BENCH_ROUNDS` (3), and `BENCH_ONLY` (`store`, `raw` or
+//! `none`) to run one side only: under callgrind, the difference of two runs that differ
+//! in `BENCH_ROWS` gives the instructions per row of that side, plus line generation and
+//! parsing, which `none` measures alone.
 use decnet::store::{LogRecord, Options, Store};
 use decnet::syslog::{Event, Message, OctetCodec, parse};
 use rusqlite::{Connection, params};

@@ -268,7 +268,7 @@ const ROWS_PER_INSERT: usize = 32;
 
 /// `INSERT … VALUES (?, …), … ON CONFLICT … DO NOTHING` for `rows` rows.
 fn insert_sql(rows: usize) -> String {
-    let one = format!("({})", vec!["?"; COLUMNS_PER_ROW].join(", "));
+    let one = format!("({})", ["?"; COLUMNS_PER_ROW].join(", "));
     format!("{INSERT_HEAD}{}{INSERT_TAIL}", vec![one; rows].join(", "))
 }
 

@@ -105,7 +105,10 @@ mod tests {
 
     fn indexes(conn: &Connection) -> Vec<String> {
         let mut stmt = conn
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'logs' AND sql IS NOT NULL ORDER BY name")
+            .prepare(
+                "SELECT name FROM sqlite_master
+                 WHERE type = 'index' AND tbl_name = 'logs' AND sql IS NOT NULL ORDER BY name",
+            )
             .unwrap_or_else(|e| panic!("{e}"));
         stmt.query_map([], |r| r.get(0))
             .and_then(Iterator::collect)
