@@ -11,11 +11,12 @@
 //! not parse (they are kept in the raw file only, but still count as delivered), so an
 //! acknowledgement never stalls on an unparsable line at the end of a file.
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
-use rusqlite::{Row, Transaction, params};
+use rusqlite::{Statement, Transaction, params};
 use time::OffsetDateTime;
 
-use super::{Error, Reader, Result, sql_micros, sql_seconds};
+use super::{Error, Reader, Result, push_sql_time, sql_micros};
 use crate::syslog::{Event, Fields, parse_bytes};
 
 /// One line delivered to the store.
@@ -108,11 +109,171 @@ pub(super) fn seq_sql(seq: u64) -> Result<i64> {
     i64::try_from(seq).map_err(|_| Error::SeqOutOfRange(seq))
 }
 
-const INSERT: &str = "INSERT INTO logs
+/// Text columns of a row, in the order of the `INSERT` parameters without `seq`.
+const TEXT_COLUMNS: usize = 11;
+/// Parameters per row of the `INSERT`: the text columns and `seq`.
+const COLUMNS_PER_ROW: usize = TEXT_COLUMNS + 1;
+/// Where `seq` sits among a row's parameters (after `source`).
+const SEQ_AT: usize = 10;
+/// Where `msg`, the one nullable text column, sits.
+const MSG_AT: usize = 7;
+
+/// One event of a [`Prepared`] request: its columns are spans of the request's text.
+#[derive(Debug)]
+struct Row {
+    /// Where the row's first column starts in the text.
+    start: usize,
+    /// Where each text column ends; each starts where the one before ends.
+    ends: [usize; TEXT_COLUMNS],
+    /// `false` stores `msg` as NULL.
+    has_msg: bool,
+    seq: i64,
+}
+
+impl Row {
+    /// Binds the row to parameters `first..first + COLUMNS_PER_ROW` of `stmt`.
+    fn bind(&self, text: &str, stmt: &mut Statement<'_>, first: usize) -> Result<()> {
+        let mut start = self.start;
+        for (j, &end) in self.ends.iter().enumerate() {
+            let value = text
+                .get(start..end)
+                .ok_or_else(|| Error::Corrupt("row text out of bounds".into()))?;
+            start = end;
+            let param = first + j + usize::from(j >= SEQ_AT);
+            if j == MSG_AT && !self.has_msg {
+                stmt.raw_bind_parameter(param, rusqlite::types::Null)?;
+            } else {
+                stmt.raw_bind_parameter(param, value)?;
+            }
+        }
+        stmt.raw_bind_parameter(first + SEQ_AT, self.seq)?;
+        Ok(())
+    }
+}
+
+/// A write request turned into rows, ready for the writer to bind and step.
+///
+/// [`Prepared::new`] does the per-line work (timestamps as text, the `fields` JSON, the
+/// highest `seq` per source) on the caller's task, so it runs beside the writer's
+/// transaction instead of inside it: the single writer is the pipeline's bottleneck.
+/// Every column text of the request sits in one buffer, so a request is two allocations
+/// however many rows it has, which keeps both the listener's memory and the writer's
+/// frees small.
+#[derive(Debug)]
+pub(super) struct Prepared {
+    text: String,
+    rows: Vec<Row>,
+    unparsed: usize,
+    highest: Vec<(String, String, i64)>,
+}
+
+/// Appends `value` to `text` and returns where it ends.
+fn put(text: &mut String, value: &str) -> usize {
+    text.push_str(value);
+    text.len()
+}
+
+impl Prepared {
+    /// Checks and formats `records`.
+    pub(super) fn new(records: Vec<LogRecord>) -> Result<Self> {
+        let mut rows = Vec::with_capacity(records.len());
+        let bytes: usize = records
+            .iter()
+            .filter_map(|r| r.event.as_ref())
+            .map(|e| 2 * e.raw.len() + 96)
+            .sum();
+        let mut text = String::with_capacity(bytes);
+        let mut unparsed = 0;
+        let mut highest: BTreeMap<(String, String), i64> = BTreeMap::new();
+        // A request is nearly always one run of one source: track the run, and touch the
+        // map (and copy the names) only where the source changes.
+        let mut run: Option<(String, String, i64)> = None;
+        let mut merge = |(worker, source, seq): (String, String, i64)| {
+            let top = highest.entry((worker, source)).or_insert(seq);
+            *top = (*top).max(seq);
+        };
+        for r in &records {
+            let seq = seq_sql(r.seq)?;
+            match &mut run {
+                Some((w, s, top)) if *w == r.worker && *s == r.source => *top = (*top).max(seq),
+                _ => {
+                    if let Some(done) = run.replace((r.worker.clone(), r.source.clone(), seq)) {
+                        merge(done);
+                    }
+                }
+            }
+            let Some(e) = &r.event else {
+                unparsed += 1;
+                continue;
+            };
+            let start = text.len();
+            let time = e.timestamp.datetime().unwrap_or(r.received_at);
+            push_sql_time(&mut text, time, false);
+            let ends = [
+                text.len(),
+                put(&mut text, &e.decky),
+                put(&mut text, &e.service),
+                put(&mut text, &e.event_type),
+                put(&mut text, e.attacker_ip_or_unknown()),
+                put(&mut text, &e.raw),
+                put(&mut text, &e.fields.to_json()),
+                put(&mut text, e.msg.as_deref().unwrap_or_default()),
+                put(&mut text, &r.worker),
+                put(&mut text, &r.source),
+                {
+                    push_sql_time(&mut text, r.received_at, true);
+                    text.len()
+                },
+            ];
+            rows.push(Row {
+                start,
+                ends,
+                has_msg: e.msg.is_some(),
+                seq,
+            });
+        }
+        if let Some(done) = run {
+            merge(done);
+        }
+        Ok(Self {
+            text,
+            rows,
+            unparsed,
+            highest: highest.into_iter().map(|((w, s), q)| (w, s, q)).collect(),
+        })
+    }
+
+    /// How many lines the request carries (stored or not).
+    pub(super) fn len(&self) -> usize {
+        self.rows.len() + self.unparsed
+    }
+
+    /// Whether the request carries no line at all.
+    pub(super) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+const INSERT_HEAD: &str = "INSERT INTO logs
     (timestamp, decky, service, event_type, attacker_ip, raw_line, fields, msg,
      worker, source, seq, received_at)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-    ON CONFLICT (worker, source, seq) DO NOTHING";
+    VALUES ";
+
+const INSERT_TAIL: &str = " ON CONFLICT (worker, source, seq) DO NOTHING";
+
+/// Rows per multi-row `INSERT`. One statement per row costs a step, a reset and an
+/// update of the `AUTOINCREMENT` counter each; one per 32 rows pays those once, and 384
+/// parameters stay far below SQLite's limit of 32766.
+const ROWS_PER_INSERT: usize = 32;
+
+/// `INSERT … VALUES (?, …), … ON CONFLICT … DO NOTHING` for `rows` rows.
+fn insert_sql(rows: usize) -> String {
+    let one = format!("({})", ["?"; COLUMNS_PER_ROW].join(", "));
+    format!("{INSERT_HEAD}{}{INSERT_TAIL}", vec![one; rows].join(", "))
+}
+
+static INSERT_ONE: LazyLock<String> = LazyLock::new(|| insert_sql(1));
+static INSERT_MANY: LazyLock<String> = LazyLock::new(|| insert_sql(ROWS_PER_INSERT));
 
 const MARK: &str = "INSERT INTO log_sources (worker, source, last_seq, updated_at)
     VALUES (?1, ?2, ?3, ?4)
@@ -121,51 +282,45 @@ const MARK: &str = "INSERT INTO log_sources (worker, source, last_seq, updated_a
 
 const WATERMARK: &str = "SELECT last_seq FROM log_sources WHERE worker = ?1 AND source = ?2";
 
-/// Inserts one request's records inside the writer's transaction.
-pub(super) fn insert(tx: &Transaction<'_>, records: &[LogRecord]) -> Result<Outcome> {
-    let mut outcome = Outcome::default();
-    let mut highest: BTreeMap<(&str, &str), i64> = BTreeMap::new();
-    let mut insert = tx.prepare_cached(INSERT)?;
-    for r in records {
-        let seq = seq_sql(r.seq)?;
-        let top = highest
-            .entry((r.worker.as_str(), r.source.as_str()))
-            .or_insert(seq);
-        *top = (*top).max(seq);
-        let Some(e) = &r.event else {
-            outcome.unparsed += 1;
-            continue;
-        };
-        let timestamp = sql_seconds(e.timestamp.datetime().unwrap_or(r.received_at));
-        let changed = insert.execute(params![
-            timestamp,
-            e.decky,
-            e.service,
-            e.event_type,
-            e.attacker_ip_or_unknown(),
-            e.raw,
-            e.fields.to_json(),
-            e.msg,
-            r.worker,
-            r.source,
-            seq,
-            sql_micros(r.received_at),
-        ])?;
-        if changed == 0 {
-            outcome.duplicates += 1;
-        } else {
-            outcome.inserted += 1;
+/// Inserts `rows` with one statement; returns how many were new.
+fn insert_rows(stmt: &mut Statement<'_>, text: &str, rows: &[Row]) -> Result<usize> {
+    for (i, row) in rows.iter().enumerate() {
+        row.bind(text, stmt, 1 + i * COLUMNS_PER_ROW)?;
+    }
+    Ok(stmt.raw_execute()?)
+}
+
+/// Inserts one request's rows inside the writer's transaction.
+pub(super) fn insert(tx: &Transaction<'_>, request: &Prepared) -> Result<Outcome> {
+    let mut inserted = 0;
+    let mut chunks = request.rows.chunks_exact(ROWS_PER_INSERT);
+    if chunks.len() > 0 {
+        let mut many = tx.prepare_cached(&INSERT_MANY)?;
+        for chunk in &mut chunks {
+            inserted += insert_rows(&mut many, &request.text, chunk)?;
         }
     }
+    if !chunks.remainder().is_empty() {
+        let mut one = tx.prepare_cached(&INSERT_ONE)?;
+        for row in chunks.remainder() {
+            inserted += insert_rows(&mut one, &request.text, std::slice::from_ref(row))?;
+        }
+    }
+    let mut outcome = Outcome {
+        inserted,
+        duplicates: request.rows.len() - inserted,
+        unparsed: request.unparsed,
+        watermarks: Vec::with_capacity(request.highest.len()),
+    };
     let now = sql_micros(OffsetDateTime::now_utc());
     let mut mark = tx.prepare_cached(MARK)?;
     let mut read = tx.prepare_cached(WATERMARK)?;
-    for ((worker, source), seq) in highest {
+    for (worker, source, seq) in &request.highest {
         mark.execute(params![worker, source, seq, now])?;
         let committed: i64 = read.query_row(params![worker, source], |row| row.get(0))?;
         outcome.watermarks.push(Watermark {
-            worker: worker.to_owned(),
-            source: source.to_owned(),
+            worker: worker.clone(),
+            source: source.clone(),
             seq: seq_u64(committed)?,
         });
     }
@@ -179,7 +334,7 @@ fn seq_u64(seq: i64) -> Result<u64> {
 const COLUMNS: &str = "id, timestamp, decky, service, event_type, attacker_ip, raw_line, fields,
     msg, worker, source, seq, received_at";
 
-fn stored_log(row: &Row<'_>) -> rusqlite::Result<(StoredLog, String, i64)> {
+fn stored_log(row: &rusqlite::Row<'_>) -> rusqlite::Result<(StoredLog, String, i64)> {
     Ok((
         StoredLog {
             id: row.get(0)?,

@@ -2,7 +2,8 @@
 //!
 //! Each entry of [`MIGRATIONS`] moves the schema one version up and is only ever appended
 //! to: a released migration is never edited, and changes are additive (new tables, new
-//! nullable columns, new indexes) so an older reader keeps working during an upgrade.
+//! nullable columns, new or dropped indexes) so an older reader keeps working during an
+//! upgrade.
 //! Every step runs in an immediate transaction that re-reads the version, so two
 //! processes opening the same new database cannot both apply it.
 use rusqlite::{Connection, TransactionBehavior};
@@ -53,8 +54,28 @@ CREATE TABLE allowed_workers (
 );
 ";
 
+/// Version 2: only the indexes the dashboard's queries use (engine.md §3.4, §7.2).
+///
+/// Every row pays one B-tree insert per index, inside the single writer's transaction,
+/// so an index has to earn its place:
+/// - `logs_delivery` (unique) is the exactly-once key; the stream cursor is the rowid.
+/// - `logs_timestamp` serves the `start_time`/`end_time` range, the histogram buckets and
+///   the newest-first order of every page.
+/// - `logs_attacker_ip` serves the attacker drill-down: one address is a tiny share of
+///   the rows, which an index finds at once and a scan does not.
+/// - `decky`, `service` and `event_type` are dropped: a fleet has a few dozen values of
+///   each, so one value matches a large share of the rows. A newest-first page filtered
+///   on one of them is found faster by walking `logs_timestamp` backwards and skipping
+///   (about rows-per-page × values rows read) than by collecting every match through the
+///   column's index and sorting it; free-text and `fields.<key>` filters scan anyway.
+const V2: &str = "
+DROP INDEX IF EXISTS logs_decky;
+DROP INDEX IF EXISTS logs_service;
+DROP INDEX IF EXISTS logs_event_type;
+";
+
 /// Every migration, in order; index `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Applies the migrations `conn`'s database has not seen yet.
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
@@ -75,5 +96,96 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", version + 1)?;
         tx.commit()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn indexes(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare(
+                "SELECT name FROM sqlite_master
+                 WHERE type = 'index' AND tbl_name = 'logs' AND sql IS NOT NULL ORDER BY name",
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        stmt.query_map([], |r| r.get(0))
+            .and_then(Iterator::collect)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let rows: Vec<String> = stmt
+            .query_map([], |r| r.get(3))
+            .and_then(Iterator::collect)
+            .unwrap_or_else(|e| panic!("{e}"));
+        rows.join("; ")
+    }
+
+    #[test]
+    fn v2_drops_the_low_cardinality_indexes_and_keeps_the_rows() -> Result<()> {
+        let mut conn = Connection::open_in_memory()?;
+        conn.execute_batch(V1)?;
+        conn.pragma_update(None, "user_version", 1)?;
+        conn.execute(
+            "INSERT INTO logs (timestamp, decky, service, event_type, attacker_ip, raw_line,
+             fields, worker, source, seq, received_at)
+             VALUES ('2026-01-01 00:00:00', 'd', 's', 'e', '203.0.113.9', 'raw', '{}',
+             'w', 'f', 1, '2026-01-01 00:00:00.000000')",
+            [],
+        )?;
+        migrate(&mut conn)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(
+            indexes(&conn),
+            ["logs_attacker_ip", "logs_delivery", "logs_timestamp"]
+        );
+        let n: i64 = conn.query_row("SELECT count(*) FROM logs", [], |r| r.get(0))?;
+        assert_eq!(n, 1);
+        Ok(())
+    }
+
+    /// The dashboard's page queries (engine.md §3.4, §7.2) still avoid scanning and
+    /// sorting the whole table.
+    #[test]
+    fn dashboard_queries_use_an_index() -> Result<()> {
+        let mut conn = Connection::open_in_memory()?;
+        migrate(&mut conn)?;
+        let page = "ORDER BY timestamp DESC LIMIT 50";
+        let cases = [
+            (format!("SELECT * FROM logs {page}"), "logs_timestamp"),
+            (
+                format!(
+                    "SELECT * FROM logs WHERE timestamp >= '2026' AND timestamp <= '2027' {page}"
+                ),
+                "logs_timestamp",
+            ),
+            (
+                format!("SELECT * FROM logs WHERE decky = 'd' AND service = 's' {page}"),
+                "logs_timestamp",
+            ),
+            (
+                format!("SELECT * FROM logs WHERE event_type = 'e' {page}"),
+                "logs_timestamp",
+            ),
+            (
+                format!("SELECT * FROM logs WHERE attacker_ip = '203.0.113.9' {page}"),
+                "logs_attacker_ip",
+            ),
+            (
+                "SELECT * FROM logs WHERE id > 7 ORDER BY id LIMIT 50".to_owned(),
+                "INTEGER PRIMARY KEY",
+            ),
+        ];
+        for (sql, index) in cases {
+            let plan = plan(&conn, &sql);
+            assert!(plan.contains(index), "{sql}: {plan}");
+        }
+        Ok(())
     }
 }

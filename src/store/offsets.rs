@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags, params};
 use time::OffsetDateTime;
 
-use super::{Error, Result, sql_micros};
+use super::{Error, Result, create_private, sql_micros};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS forwarder_sources (
@@ -95,12 +95,7 @@ fn uint(v: i64) -> Result<u64> {
 impl Offsets {
     /// Opens (creating) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
+        create_private(path)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;

@@ -415,3 +415,93 @@ fn readers_cannot_write() -> Result<()> {
     assert!(err.is_err(), "query_only connection wrote");
     Ok(())
 }
+
+#[tokio::test]
+async fn multi_row_inserts_count_duplicates_and_keep_order() -> Result<()> {
+    let dir = tempdir();
+    let store = open(dir.path());
+    let (writer, _task) = store.spawn_writer()?;
+    write(&writer, records("w", "a", 1..41)).await;
+    // Overlaps the stored lines inside one multi-row statement, then runs of two
+    // sources that alternate, so both the batched and the single-row paths meet
+    // duplicates and each source's watermark is its own highest line.
+    let mut mixed = records("w", "a", 30..70);
+    mixed.extend(records("w", "b", 1..5));
+    mixed.extend(records("w", "a", 70..75));
+    mixed.push(record("w", "b", 3));
+    let done = write(&writer, mixed).await;
+    assert_eq!((done.inserted, done.duplicates), (29 + 4 + 5, 11 + 1));
+    assert_eq!(done.watermarks, vec![mark("w", "a", 74), mark("w", "b", 4)]);
+
+    let rows = store.reader()?.logs_after(0, 1000)?;
+    let order: Vec<(&str, u64)> = rows.iter().map(|r| (r.source.as_str(), r.seq)).collect();
+    let mut expected: Vec<(&str, u64)> = (1..70).map(|s| ("a", s)).collect();
+    expected.extend((1..5).map(|s| ("b", s)));
+    expected.extend((70..75).map(|s| ("a", s)));
+    assert_eq!(
+        order, expected,
+        "rows are stored in the order they were sent"
+    );
+    assert_eq!(rows[45].fields.get("username"), Some("user\"46]"));
+    Ok(())
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[tokio::test]
+async fn store_files_are_owner_only() -> Result<()> {
+    let dir = tempdir();
+    let store = open(dir.path());
+    let (writer, _task) = store.spawn_writer()?;
+    write(&writer, records("w", "a", 1..3)).await;
+    // The writer's connection is still open, so the WAL and its index exist.
+    let db = store.path();
+    let with = |suffix: &str| {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        std::path::PathBuf::from(name)
+    };
+    assert_eq!(mode(&dir.path().join("db")), 0o700);
+    for file in [db.to_path_buf(), with("-wal"), with("-shm")] {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+
+    let positions = dir.path().join("agent/state/forwarder.db");
+    drop(Offsets::open(&positions)?);
+    assert_eq!(mode(&dir.path().join("agent")), 0o700);
+    assert_eq!(mode(&dir.path().join("agent/state")), 0o700);
+    assert_eq!(mode(&positions), 0o600);
+    Ok(())
+}
+
+#[test]
+fn sql_times_match_the_formatted_form() {
+    let offset = time::UtcOffset::from_hms(5, 30, 0).unwrap_or_else(|e| panic!("{e}"));
+    for (secs, micros) in [(0, 0), (1_767_323_045, 7), (4_102_444_799, 999_999)] {
+        let t = OffsetDateTime::from_unix_timestamp(secs).unwrap_or_else(|e| panic!("{e}"))
+            + time::Duration::microseconds(micros);
+        let utc = t.to_offset(time::UtcOffset::UTC);
+        let expected = format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}",
+            utc.year(),
+            u8::from(utc.month()),
+            utc.day(),
+            utc.hour(),
+            utc.minute(),
+            utc.second(),
+            utc.microsecond()
+        );
+        // The line's own offset never shows: stored times are UTC.
+        assert_eq!(sql_micros(t.to_offset(offset)), expected);
+        let mut seconds = String::new();
+        push_sql_time(&mut seconds, t, false);
+        assert_eq!(seconds, expected[..19]);
+    }
+}

@@ -9,6 +9,11 @@
 //! the batch is stored, so a listener that acknowledges on `Ok` never acknowledges a line
 //! the database does not hold.
 //!
+//! The writer is the one thread every event passes through, so it does as little as it
+//! can: [`Writer::write`] turns records into ready column values on the caller's task
+//! (each listener connection runs its own), and the transaction only binds and steps
+//! cached multi-row statements.
+//!
 //! The task ends once every [`Writer`] is dropped and the queue is drained.
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +23,7 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::logs::{self, LogRecord, Outcome, Watermark};
+use super::logs::{self, LogRecord, Outcome, Prepared, Watermark};
 use super::{Error, Result, Store};
 
 /// What a committed write request did.
@@ -48,7 +53,7 @@ impl From<Outcome> for Committed {
 
 /// A queued request and where its reply goes.
 struct Request {
-    records: Vec<LogRecord>,
+    rows: Prepared,
     reply: oneshot::Sender<Result<Committed>>,
 }
 
@@ -62,17 +67,16 @@ impl Writer {
     /// Commits `records` (all or nothing) and returns once they are durable.
     ///
     /// Waits while the writer's queue is full: that is the back-pressure that slows
-    /// senders down instead of growing memory.
+    /// senders down instead of growing memory. The rows are formatted here, on the
+    /// caller's task, so the writer itself only binds and steps.
     pub async fn write(&self, records: Vec<LogRecord>) -> Result<Committed> {
-        for r in &records {
-            logs::seq_sql(r.seq)?;
-        }
-        if records.is_empty() {
+        let rows = Prepared::new(records)?;
+        if rows.is_empty() {
             return Ok(Committed::default());
         }
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Request { records, reply })
+            .send(Request { rows, reply })
             .await
             .map_err(|_| Error::WriterClosed)?;
         rx.await.map_err(|_| Error::WriterClosed)?
@@ -107,7 +111,7 @@ async fn run(
         let mut batch = vec![first];
         gather(&mut rx, &mut batch, max_rows, linger).await;
         let (requests, replies): (Vec<_>, Vec<_>) =
-            batch.into_iter().map(|r| (r.records, r.reply)).unzip();
+            batch.into_iter().map(|r| (r.rows, r.reply)).unzip();
         let joined = tokio::task::spawn_blocking(move || {
             let outcome = commit(&mut conn, &requests);
             (conn, outcome)
@@ -150,7 +154,7 @@ async fn gather(
     max_rows: usize,
     linger: Duration,
 ) {
-    let mut rows: usize = batch.iter().map(|r| r.records.len()).sum();
+    let mut rows: usize = batch.iter().map(|r| r.rows.len()).sum();
     let deadline = tokio::time::Instant::now() + linger;
     while rows < max_rows {
         let next = match rx.try_recv() {
@@ -162,17 +166,17 @@ async fn gather(
                 Ok(None) | Err(_) => break,
             },
         };
-        rows += next.records.len();
+        rows += next.rows.len();
         batch.push(next);
     }
 }
 
 /// One transaction for every request of the batch.
-fn commit(conn: &mut Connection, requests: &[Vec<LogRecord>]) -> Result<Vec<Outcome>> {
+fn commit(conn: &mut Connection, requests: &[Prepared]) -> Result<Vec<Outcome>> {
     let tx = conn.transaction()?;
     let mut outcomes = Vec::with_capacity(requests.len());
-    for records in requests {
-        outcomes.push(logs::insert(&tx, records)?);
+    for rows in requests {
+        outcomes.push(logs::insert(&tx, rows)?);
     }
     tx.commit()?;
     Ok(outcomes)

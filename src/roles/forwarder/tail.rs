@@ -306,8 +306,11 @@ impl Stream {
             if skip == 0 {
                 tracing::warn!(source = %self.source, max_line, "line longer than a frame; split");
             }
+            // A copy, not a slice: a slice would keep the whole 256 KiB chunk alive until
+            // its last line is acknowledged, for the ~100 KiB of lines a batch takes, and
+            // a full window of such chunks was most of the forwarder's memory.
             self.emit(
-                chunk.slice(start..start + len),
+                Bytes::copy_from_slice(&chunk[start..start + len]),
                 (start + len + skip) as u64,
                 out,
             );
@@ -320,7 +323,7 @@ impl Stream {
             && self.at_eof
             && since.elapsed() >= grace
         {
-            let tail = chunk.slice(start..);
+            let tail = Bytes::copy_from_slice(&chunk[start..]);
             if !tail.is_empty() {
                 self.emit(tail.clone(), tail.len() as u64, out);
                 self.read_offset += tail.len() as u64;
