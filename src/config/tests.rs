@@ -1,5 +1,5 @@
 //! Configuration parsing against an in-memory source: defaults, validation, masking.
-use super::*;
+use *;
 
 fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let map: HashMap<&str, &str> = pairs.iter().copied().collect();
@@ -148,4 +148,32 @@ fn rust_log_wins_over_decnet_log_level() {
     let c = cfg(&[(LOG_LEVEL, "debug"), (VERIFY_HOSTNAME, "yes")]).expect("parses");
     assert_eq!(c.log_filter, "debug");
     assert!(c.verify_hostname);
+}
+
+#[test]
+fn secret_container_variables_are_known() {
+    assert!(is_secret_env(DECKY_SEED));
+    assert!(is_secret_env("SSH_ROOT_PASSWORD"));
+    assert!(is_secret_env("TLS_KEY"));
+    assert!(!is_secret_env("SSH_USER"));
+    assert!(!is_secret_env(NODE_NAME));
+}
+
+#[test]
+fn the_decky_seed_is_read_but_never_shown() {
+    let seed = "ab".repeat(32);
+    let src: HashMap<&str, &str> = [(DECKY_SEED, seed.as_str())].into_iter().collect();
+    let config = parse(&src).expect("valid");
+    assert_eq!(
+        config.decky_seed.as_ref().map(|s| s.expose().len()),
+        Some(64)
+    );
+    let shown = config
+        .entries()
+        .iter()
+        .find(|e| e.key == DECKY_SEED)
+        .map(|e| e.shown.clone());
+    assert_eq!(shown.as_deref(), Some("********"));
+    let env = service_env(&src, &[DECKY_SEED, "REDIS_PASSWORD"]);
+    assert_eq!(env.len(), 1);
 }

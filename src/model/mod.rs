@@ -19,12 +19,14 @@ mod decky;
 pub mod detect;
 mod fleet;
 pub mod rng;
+mod seed;
 
 pub use cidr::{CidrError, Ipv4Net};
 pub use decky::{
     DEFAULT_BUILD_BASE, DEFAULT_NMAP_OS, DeckyConfig, DeckySpec, MAX_NAME_LEN, ServiceConfig,
     validate_name,
 };
+pub use seed::{DeckySeed, SEED_LEN, SeedError};
 pub use fleet::{DEFAULT_MUTATE_INTERVAL, DecnetConfig, Mode};
 
 use std::net::Ipv4Addr;
