@@ -1,5 +1,5 @@
 //! Configuration parsing against an in-memory source: defaults, validation, masking.
-use *;
+use super::*;
 
 fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let map: HashMap<&str, &str> = pairs.iter().copied().collect();
