@@ -40,8 +40,11 @@ pub use persona::Persona;
 /// Events buffered between the listeners and stdout; a slow reader back-pressures accept.
 const EVENT_QUEUE: usize = 1024;
 
-/// Services with a protocol emulation; every other one is a connect-logging stand-in.
-pub const EMULATED: &[&str] = &["http", "https", "redis"];
+/// Whether `name` has a protocol emulation here (the catalogue's `stub` flag says the
+/// same, and a test keeps the two in step); every other service is a stand-in.
+pub fn is_emulated(name: &str) -> bool {
+    matches!(name, "http" | "https" | "redis")
+}
 
 /// Why a decky process could not run.
 #[derive(Debug, Error)]
@@ -208,7 +211,10 @@ pub async fn serve(
     let handler = match spec.name.as_str() {
         "http" | "https" => Some(http::handler(&spec, emitter.clone())?),
         "redis" => Some(redis::handler(&spec, emitter.clone())),
-        _ => None,
+        other => {
+            debug_assert!(!is_emulated(other));
+            None
+        }
     };
     let kind = if handler.is_some() {
         "emulated"
@@ -242,4 +248,14 @@ pub async fn serve(
     let _ = tokio::time::timeout(std::time::Duration::from_secs(3), drain).await;
     tasks.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_catalogue_marks_exactly_the_emulated_services() {
+        for s in crate::catalog::SERVICES {
+            assert_eq!(super::is_emulated(s.name), !s.stub, "{}", s.name);
+        }
+    }
 }

@@ -157,7 +157,7 @@ fn params(persona: &Persona) -> Result<CertificateParams, rcgen::Error> {
     let offset = i64::try_from(persona.number("tls-installed", 900 * 86_400)).unwrap_or(0);
     let not_before = installed + Duration::seconds(offset);
     params.not_before = not_before;
-    params.not_after = not_before + Duration::days(if rhel { 365 } else { 3650 });
+    params.not_after = not_before + Duration::days(3650);
     let mut serial = persona.derive("tls-serial")[..20].to_vec();
     serial[0] &= 0x7f; // positive, as RFC 5280 wants
     params.serial_number = Some(SerialNumber::from_slice(&serial));
