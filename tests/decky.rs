@@ -39,8 +39,14 @@ async fn every_tcp_connection_and_datagram_becomes_a_connect_event() {
             name: "ftp".into(),
             ports: vec![(Proto::Tcp, 0)],
             persona: Arc::new(
-                Persona::new("decky-01", None, Some("debian"), None, &DeckySeed::generate())
-                    .expect("persona"),
+                Persona::new(
+                    "decky-01",
+                    None,
+                    Some("debian"),
+                    None,
+                    &DeckySeed::generate(),
+                )
+                .expect("persona"),
             ),
             settings: Default::default(),
         },
@@ -89,7 +95,8 @@ async fn every_tcp_connection_and_datagram_becomes_a_connect_event() {
     tokio::time::timeout(Duration::from_secs(10), server)
         .await
         .expect("serve stops on shutdown")
-        .expect("join");
+        .expect("join")
+        .expect("serve succeeds");
 }
 
 async fn recv(rx: &mut mpsc::Receiver<String>) -> syslog::Event {

@@ -53,7 +53,10 @@ fn curl_basic_auth_over_http1_is_logged_byte_exact() {
         .arg(OsStr::from_bytes(&user_pass))
         .arg(format!("http://127.0.0.1:{}/admin/?q=1", svc.port)));
     let response = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(response.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{response}");
+    assert!(
+        response.starts_with("HTTP/1.1 403 Forbidden\r\n"),
+        "{response}"
+    );
     let server = header(&response, "server").expect("a Server header");
     match server {
         "Apache/2.4.52 (Ubuntu)" => {
@@ -67,7 +70,10 @@ fn curl_basic_auth_over_http1_is_logged_byte_exact() {
             );
         }
         "nginx/1.18.0 (Ubuntu)" => {
-            assert_eq!(header_names(&response)[..3], ["server", "date", "content-type"]);
+            assert_eq!(
+                header_names(&response)[..3],
+                ["server", "date", "content-type"]
+            );
             assert!(response.contains("<hr><center>nginx/1.18.0 (Ubuntu)</center>"));
         }
         other => panic!("not a server Ubuntu 22.04 ships: {other}"),
@@ -78,14 +84,26 @@ fn curl_basic_auth_over_http1_is_logged_byte_exact() {
     assert_eq!(event.fields.get("path"), Some("/admin/?q=1"));
     assert_eq!(event.fields.get("proto"), Some("HTTP/1.1"));
     assert_eq!(event.attacker_ip.as_deref(), Some("127.0.0.1"));
-    assert!(event.fields.get("src_port").is_some_and(|p| p.parse::<u16>().is_ok()));
+    assert!(
+        event
+            .fields
+            .get("src_port")
+            .is_some_and(|p| p.parse::<u16>().is_ok())
+    );
     assert_eq!(event.fields.get("principal"), Some("admin"));
     assert_eq!(event.fields.get("secret_kind"), Some("plaintext"));
-    assert_eq!(event.fields.get("secret_printable"), Some("p a\"s]s\\w'???rd"));
+    assert_eq!(
+        event.fields.get("secret_printable"),
+        Some("p a\"s]s\\w'???rd")
+    );
     assert_eq!(secret(&event), NASTY);
     let headers: serde_json::Value =
         serde_json::from_str(event.fields.get("headers").expect("headers")).expect("JSON");
-    assert!(headers["User-Agent"].as_str().is_some_and(|ua| ua.starts_with("curl/")));
+    assert!(
+        headers["User-Agent"]
+            .as_str()
+            .is_some_and(|ua| ua.starts_with("curl/"))
+    );
     // The line re-parses to the same fields: the SD escaping round-trips.
     let again = decnet::syslog::parse(&event.raw).expect("re-parse");
     assert_eq!(again.fields, event.fields);
@@ -96,10 +114,19 @@ fn h2c_login_form_of_a_fake_wordpress() {
     if !tool("curl") {
         return;
     }
-    let mut svc = Service::start("http", &seed(2), "web-02", "debian", &[("FAKE_APP", "wordpress")]);
+    let mut svc = Service::start(
+        "http",
+        &seed(2),
+        "web-02",
+        "debian",
+        &[("FAKE_APP", "wordpress")],
+    );
     let out = run(curl()
         .arg("--http2-prior-knowledge")
-        .args(["--data-binary", &format!("log=admin&pwd={NASTY_FORM}&wp-submit=Log+In")])
+        .args([
+            "--data-binary",
+            &format!("log=admin&pwd={NASTY_FORM}&wp-submit=Log+In"),
+        ])
         .arg(format!("http://127.0.0.1:{}/wp-login.php", svc.port)));
     let response = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(response.starts_with("HTTP/2 500"), "{response}");
@@ -119,7 +146,13 @@ fn bodies_are_previewed_and_capped() {
     if !tool("curl") {
         return;
     }
-    let mut svc = Service::start("http", &seed(3), "web-03", "debian", &[("RESPONSE_CODE", "200")]);
+    let mut svc = Service::start(
+        "http",
+        &seed(3),
+        "web-03",
+        "debian",
+        &[("RESPONSE_CODE", "200")],
+    );
     let big = "x".repeat(5000);
     let out = run(curl()
         .args(["-H", "Content-Type: text/plain", "--data-binary", &big])
@@ -135,7 +168,10 @@ fn bodies_are_previewed_and_capped() {
     std::fs::write(std::env::temp_dir().join("decnet-http-huge"), &huge).expect("write");
     let out = run(curl()
         .args(["--data-binary"])
-        .arg(format!("@{}", std::env::temp_dir().join("decnet-http-huge").display()))
+        .arg(format!(
+            "@{}",
+            std::env::temp_dir().join("decnet-http-huge").display()
+        ))
         .arg(format!("http://127.0.0.1:{}/upload", svc.port)));
     let response = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(response.contains(" 413 "), "{response}");
@@ -176,12 +212,23 @@ fn https_speaks_h2_and_http1_with_a_certificate_from_the_seed() {
     assert_eq!(a.next("request").fields.get("proto"), Some("HTTP/1.1"));
 
     let cert_a = certificate(a.port);
-    assert!(cert_a.starts_with("-----BEGIN CERTIFICATE-----"), "{cert_a}");
+    assert!(
+        cert_a.starts_with("-----BEGIN CERTIFICATE-----"),
+        "{cert_a}"
+    );
     drop(a);
     let again = Service::start("https", &seed(4), "web-04", "ubuntu22", &[]);
-    assert_eq!(certificate(again.port), cert_a, "a restart serves the same certificate");
+    assert_eq!(
+        certificate(again.port),
+        cert_a,
+        "a restart serves the same certificate"
+    );
     let other = Service::start("https", &seed(5), "web-05", "ubuntu22", &[]);
-    assert_ne!(certificate(other.port), cert_a, "another seed, another certificate");
+    assert_ne!(
+        certificate(other.port),
+        cert_a,
+        "another seed, another certificate"
+    );
 }
 
 #[test]
@@ -190,14 +237,23 @@ fn the_seed_decides_build_strings_and_cookies() {
         return;
     }
     let fetch = |byte: u8| {
-        let svc = Service::start("http", &seed(byte), "web", "debian", &[("FAKE_APP", "phpmyadmin")]);
+        let svc = Service::start(
+            "http",
+            &seed(byte),
+            "web",
+            "debian",
+            &[("FAKE_APP", "phpmyadmin")],
+        );
         let out = run(curl().arg(format!("http://127.0.0.1:{}/index.php", svc.port)));
         let response = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(response.contains("<title>phpMyAdmin</title>"), "{response}");
         let server = header(&response, "server").expect("Server").to_owned();
         let cookie = response
             .lines()
-            .find(|l| l.to_ascii_lowercase().starts_with("set-cookie: phpmyadmin="))
+            .find(|l| {
+                l.to_ascii_lowercase()
+                    .starts_with("set-cookie: phpmyadmin=")
+            })
             .expect("session cookie")
             .to_owned();
         (server, cookie)
@@ -205,13 +261,20 @@ fn the_seed_decides_build_strings_and_cookies() {
     let first = fetch(6);
     assert_eq!(fetch(6), first, "same seed, same build and first cookie");
     let others: Vec<(String, String)> = (7..13).map(fetch).collect();
-    assert!(others.iter().all(|o| o.1 != first.1), "cookies differ per seed");
+    assert!(
+        others.iter().all(|o| o.1 != first.1),
+        "cookies differ per seed"
+    );
     let mut builds: Vec<&str> = others.iter().map(|o| o.0.as_str()).collect();
     builds.push(&first.0);
     builds.sort_unstable();
     builds.dedup();
     assert!(builds.len() >= 2, "seeds pick different builds: {builds:?}");
-    assert!(builds.iter().all(|b| b.ends_with("(Debian)") || b.starts_with("nginx/1.22")));
+    assert!(
+        builds
+            .iter()
+            .all(|b| b.ends_with("(Debian)") || b.starts_with("nginx/1.22"))
+    );
 }
 
 #[test]
@@ -228,7 +291,11 @@ fn garbage_and_truncated_requests_do_not_stop_the_server() {
         let data = match round % 4 {
             0 => fuzz.bytes(len),
             1 => valid[..len % valid.len()].to_vec(),
-            2 => preface[..len % preface.len()].iter().copied().chain(fuzz.bytes(len)).collect(),
+            2 => preface[..len % preface.len()]
+                .iter()
+                .copied()
+                .chain(fuzz.bytes(len))
+                .collect(),
             _ => [&b"GET / HTTP/1.1\r\nX: "[..], &vec![b'a'; 40_000]].concat(),
         };
         svc.raw(&data);

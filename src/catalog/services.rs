@@ -353,7 +353,11 @@ mod tests {
         assert_eq!(pw.default, Some("admin"));
         assert!(pw.always);
         assert!(service("ftp").expect("catalogued").persona.is_empty());
-        let emulated: Vec<_> = SERVICES.iter().filter(|s| !s.stub).map(|s| s.name).collect();
+        let emulated: Vec<_> = SERVICES
+            .iter()
+            .filter(|s| !s.stub)
+            .map(|s| s.name)
+            .collect();
         assert_eq!(emulated, ["http", "https", "redis"]);
         assert_eq!(ssh.implementation(), "stub (logs connects)");
     }

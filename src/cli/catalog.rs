@@ -274,7 +274,10 @@ mod tests {
             ssh.contains("22") && ssh.contains("stub (logs connects)"),
             "{ssh}"
         );
-        let http = t.lines().find(|l| l.starts_with("http ")).expect("http row");
+        let http = t
+            .lines()
+            .find(|l| l.starts_with("http "))
+            .expect("http row");
         assert!(http.contains(" emulated "), "{http}");
         assert_eq!(t.lines().filter(|l| l.contains(" stub (")).count(), 26);
         assert!(t.lines().all(|l| l == l.trim_end()));

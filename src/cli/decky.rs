@@ -88,7 +88,9 @@ pub fn run(args: DeckyArgs, config: &Config) -> anyhow::Result<()> {
             let persona = Persona::new(
                 node,
                 args.hostname.or_else(|| config.decky_hostname.clone()),
-                args.distro.or_else(|| config.decky_distro.clone()).as_deref(),
+                args.distro
+                    .or_else(|| config.decky_distro.clone())
+                    .as_deref(),
                 args.os.or_else(|| config.decky_os.clone()).as_deref(),
                 &seed,
             )

@@ -179,7 +179,10 @@ mod tests {
         assert_eq!(d.last_mutated, 0.0);
         assert!(d.validate().is_ok());
         let other: DeckyConfig = serde_json::from_value(decky_json()).expect("valid");
-        assert_ne!(d.seed, other.seed, "an old state file gets a fresh seed per decky");
+        assert_ne!(
+            d.seed, other.seed,
+            "an old state file gets a fresh seed per decky"
+        );
         let back = serde_json::to_value(&d).expect("serialise");
         assert_eq!(
             serde_json::from_value::<DeckyConfig>(back).expect("again"),

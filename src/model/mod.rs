@@ -26,8 +26,8 @@ pub use decky::{
     DEFAULT_BUILD_BASE, DEFAULT_NMAP_OS, DeckyConfig, DeckySpec, MAX_NAME_LEN, ServiceConfig,
     validate_name,
 };
-pub use seed::{DeckySeed, SEED_LEN, SeedError};
 pub use fleet::{DEFAULT_MUTATE_INTERVAL, DecnetConfig, Mode};
+pub use seed::{DeckySeed, SEED_LEN, SeedError};
 
 use std::net::Ipv4Addr;
 

@@ -28,14 +28,28 @@ pub struct Service {
 
 impl Service {
     /// Starts `service` of decky `node` with `seed`, claiming `distro`, plus `env`.
-    pub fn start(service: &str, seed: &str, node: &str, distro: &str, env: &[(&str, &str)]) -> Self {
+    pub fn start(
+        service: &str,
+        seed: &str,
+        node: &str,
+        distro: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_decnet"));
-        cmd.args(["decky", "--service", service, "--port", "tcp/0", "--seed", seed])
-            .args(["--node", node, "--distro", distro])
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.args([
+            "decky",
+            "--service",
+            service,
+            "--port",
+            "tcp/0",
+            "--seed",
+            seed,
+        ])
+        .args(["--node", node, "--distro", distro])
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("spawn decnet decky");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, lines) = mpsc::channel();
@@ -53,7 +67,11 @@ impl Service {
             lines,
         };
         let startup = svc.next("startup");
-        let ports = startup.fields.get("ports").expect("ports in startup").to_owned();
+        let ports = startup
+            .fields
+            .get("ports")
+            .expect("ports in startup")
+            .to_owned();
         svc.port = ports
             .strip_prefix("tcp/")
             .and_then(|p| p.parse().ok())

@@ -251,7 +251,10 @@ mod tests {
     async fn lines_are_capped() {
         let data = b"USER a\r\nxxxxxxxxxxxxxxxxxxxx\nlast".to_vec();
         let mut r = BufReader::with_capacity(4, &data[..]);
-        assert_eq!(read_line(&mut r, 10).await.ok(), Some(Line::Line(b"USER a".to_vec())));
+        assert_eq!(
+            read_line(&mut r, 10).await.ok(),
+            Some(Line::Line(b"USER a".to_vec()))
+        );
         assert_eq!(read_line(&mut r, 10).await.ok(), Some(Line::TooLong));
         let mut r = BufReader::new(&b"partial"[..]);
         assert_eq!(read_line(&mut r, 10).await.ok(), Some(Line::Eof));

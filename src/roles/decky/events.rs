@@ -45,7 +45,12 @@ impl Emitter {
 
     /// A new event of type `msg_id`, not yet about any peer.
     pub fn event(&self, msg_id: &str) -> Message {
-        Message::new(OffsetDateTime::now_utc(), &*self.node, &*self.service, msg_id)
+        Message::new(
+            OffsetDateTime::now_utc(),
+            &*self.node,
+            &*self.service,
+            msg_id,
+        )
     }
 
     /// A new event of type `msg_id` about a connection from `peer`.

@@ -80,7 +80,10 @@ const WEB_SERVERS: &[(&str, &[&str], &[&str])] = &[
     ),
     (
         "fedora",
-        &["Apache/2.4.58 (Fedora Linux)", "Apache/2.4.59 (Fedora Linux)"],
+        &[
+            "Apache/2.4.58 (Fedora Linux)",
+            "Apache/2.4.59 (Fedora Linux)",
+        ],
         &["nginx/1.24.0", "nginx/1.26.0"],
     ),
     (
@@ -88,7 +91,11 @@ const WEB_SERVERS: &[(&str, &[&str], &[&str])] = &[
         &["Apache/2.4.62 (Debian)", "Apache/2.4.63 (Debian)"],
         &["nginx/1.26.3"],
     ),
-    ("arch", &["Apache/2.4.62 (Unix)"], &["nginx/1.26.2", "nginx/1.26.3"]),
+    (
+        "arch",
+        &["Apache/2.4.62 (Unix)"],
+        &["nginx/1.26.2", "nginx/1.26.3"],
+    ),
 ];
 
 /// Kernel releases of each distro as `(prefix, builds, suffix)`: `uname -r` is
@@ -103,25 +110,36 @@ const KERNELS: &[(&str, &str, &[&str], &str)] = &[
     (
         "ubuntu22",
         "5.15.0-",
-        &["88", "91", "94", "97", "101", "105", "107", "112", "116", "119"],
+        &[
+            "88", "91", "94", "97", "101", "105", "107", "112", "116", "119",
+        ],
         "-generic",
     ),
     (
         "ubuntu20",
         "5.4.0-",
-        &["150", "155", "163", "165", "169", "172", "177", "182", "186", "190"],
+        &[
+            "150", "155", "163", "165", "169", "172", "177", "182", "186", "190",
+        ],
         "-generic",
     ),
     (
         "rocky9",
         "5.14.0-",
-        &["362.24.1.el9_3", "427.13.1.el9_4", "427.42.1.el9_4", "503.14.1.el9_5"],
+        &[
+            "362.24.1.el9_3",
+            "427.13.1.el9_4",
+            "427.42.1.el9_4",
+            "503.14.1.el9_5",
+        ],
         ".x86_64",
     ),
     (
         "centos7",
         "3.10.0-1160.",
-        &["71.1", "80.1", "88.1", "95.1", "102.1", "108.1", "114.2", "119.1"],
+        &[
+            "71.1", "80.1", "88.1", "95.1", "102.1", "108.1", "114.2", "119.1",
+        ],
         ".el7.x86_64",
     ),
     ("alpine", "6.6.", &["14", "22", "31", "41", "49"], "-0-lts"),
@@ -131,13 +149,18 @@ const KERNELS: &[(&str, &str, &[&str], &str)] = &[
         &["5.6-300", "6.9-200", "7.7-200", "8.9-200", "9.7-100"],
         ".fc39.x86_64",
     ),
+    ("kali", "6.", &["6.9", "8.11", "11.2", "12.13"], "-amd64"),
     (
-        "kali",
+        "arch",
         "6.",
-        &["6.9", "8.11", "11.2", "12.13"],
-        "-amd64",
+        &[
+            "9.7-arch1-1",
+            "10.10-arch1-1",
+            "11.5-arch1-1",
+            "12.1-arch1-1",
+        ],
+        "",
     ),
-    ("arch", "6.", &["9.7-arch1-1", "10.10-arch1-1", "11.5-arch1-1", "12.1-arch1-1"], ""),
 ];
 
 /// Redis releases each distro packaged, and the compiler version its `INFO` reports.
@@ -238,9 +261,10 @@ impl Persona {
         let (apache, nginx) = WEB_SERVERS
             .iter()
             .find(|(slug, ..)| *slug == self.distro.slug)
-            .map_or((&["Apache/2.4.62 (Debian)"][..], &["nginx/1.22.1"][..]), |r| {
-                (r.1, r.2)
-            });
+            .map_or(
+                (&["Apache/2.4.62 (Debian)"][..], &["nginx/1.22.1"][..]),
+                |r| (r.1, r.2),
+            );
         match self.web_flavor() {
             WebFlavor::Iis => "Microsoft-IIS/10.0".to_owned(),
             WebFlavor::Nginx => (*self.pick("nginx-release", nginx)).to_owned(),

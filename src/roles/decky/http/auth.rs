@@ -98,15 +98,13 @@ fn percent_decode(raw: &[u8]) -> Vec<u8> {
     while i < raw.len() {
         match raw[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < raw.len() => {
-                match hex_pair(raw[i + 1], raw[i + 2]) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
+            b'%' if i + 2 < raw.len() => match hex_pair(raw[i + 1], raw[i + 2]) {
+                Some(b) => {
+                    out.push(b);
+                    i += 2;
                 }
-            }
+                None => out.push(b'%'),
+            },
             b => out.push(b),
         }
         i += 1;
@@ -157,13 +155,19 @@ fn digest_param(params: &[u8], name: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn trim_start(b: &[u8]) -> &[u8] {
-    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
     &b[start..]
 }
 
 fn trim(b: &[u8]) -> &[u8] {
     let b = trim_start(b);
-    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(0, |i| i + 1);
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
     &b[..end]
 }
 
@@ -189,7 +193,10 @@ mod tests {
     #[test]
     fn bearer_and_digest() {
         let c = from_authorization(b"Bearer eyJ.abc.def").expect("bearer");
-        assert_eq!((c.kind, c.secret.as_slice()), ("http_bearer", &b"eyJ.abc.def"[..]));
+        assert_eq!(
+            (c.kind, c.secret.as_slice()),
+            ("http_bearer", &b"eyJ.abc.def"[..])
+        );
         assert!(c.principal.is_none());
         let d = from_authorization(
             br#"Digest username="bob", realm="x", nonce="n,1", uri="/", response="6629fae49393a05397450978507c4ef1", qop=auth"#,

@@ -114,8 +114,19 @@ pub fn page(site: &Site, ask: &Ask<'_>, now: OffsetDateTime) -> Page {
         ),
         (None, Front::Phpmyadmin) => {
             let mut h = php_headers(site);
-            push(&mut h, "set-cookie", &format!("phpMyAdmin={}; path=/; HttpOnly; SameSite=Strict", ask.cookie));
-            push(&mut h, "set-cookie", "pma_lang=en; expires=Fri, 01 Jan 2038 00:00:00 GMT; path=/; HttpOnly; SameSite=Strict");
+            push(
+                &mut h,
+                "set-cookie",
+                &format!(
+                    "phpMyAdmin={}; path=/; HttpOnly; SameSite=Strict",
+                    ask.cookie
+                ),
+            );
+            push(
+                &mut h,
+                "set-cookie",
+                "pma_lang=en; expires=Fri, 01 Jan 2038 00:00:00 GMT; path=/; HttpOnly; SameSite=Strict",
+            );
             (
                 StatusCode::OK,
                 "text/html; charset=utf-8",
@@ -131,13 +142,15 @@ pub fn page(site: &Site, ask: &Ask<'_>, now: OffsetDateTime) -> Page {
                 _ => None,
             };
             match (flavor_page, site.status) {
-                (Some(f), _) => (StatusCode::OK, "text/html", default_page(f, site), Vec::new()),
-                (None, Some(s)) if s.is_success() => (
-                    s,
+                (Some(f), _) => (
+                    StatusCode::OK,
                     "text/html",
-                    default_page(site.flavor, site),
+                    default_page(f, site),
                     Vec::new(),
                 ),
+                (None, Some(s)) if s.is_success() => {
+                    (s, "text/html", default_page(site.flavor, site), Vec::new())
+                }
                 (None, _) => (StatusCode::FORBIDDEN, "", Vec::new(), Vec::new()),
             }
         }
@@ -374,10 +387,17 @@ mod tests {
 
     #[test]
     fn apache_403_with_its_address_line_and_header_order() {
-        let p = page(&site(WebFlavor::Apache, "Apache/2.4.52 (Ubuntu)"), &ask(), OffsetDateTime::UNIX_EPOCH);
+        let p = page(
+            &site(WebFlavor::Apache, "Apache/2.4.52 (Ubuntu)"),
+            &ask(),
+            OffsetDateTime::UNIX_EPOCH,
+        );
         assert_eq!(p.status, StatusCode::FORBIDDEN);
         let body = String::from_utf8(p.body).expect("utf-8");
-        assert!(body.contains("<address>Apache/2.4.52 (Ubuntu) Server at 10.0.0.5 Port 80</address>"), "{body}");
+        assert!(
+            body.contains("<address>Apache/2.4.52 (Ubuntu) Server at 10.0.0.5 Port 80</address>"),
+            "{body}"
+        );
         let names: Vec<_> = p.headers.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["date", "server", "content-length", "content-type"]);
         assert_eq!(p.headers[0].1, "Thu, 01 Jan 1970 00:00:00 GMT");
@@ -385,10 +405,16 @@ mod tests {
 
     #[test]
     fn nginx_order_and_fronts() {
-        let p = page(&site(WebFlavor::Nginx, "nginx/1.18.0 (Ubuntu)"), &ask(), OffsetDateTime::UNIX_EPOCH);
+        let p = page(
+            &site(WebFlavor::Nginx, "nginx/1.18.0 (Ubuntu)"),
+            &ask(),
+            OffsetDateTime::UNIX_EPOCH,
+        );
         let names: Vec<_> = p.headers.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["server", "date", "content-type", "content-length"]);
-        assert!(String::from_utf8_lossy(&p.body).contains("<hr><center>nginx/1.18.0 (Ubuntu)</center>"));
+        assert!(
+            String::from_utf8_lossy(&p.body).contains("<hr><center>nginx/1.18.0 (Ubuntu)</center>")
+        );
         let mut wp = site(WebFlavor::Apache, "Apache/2.4.52 (Ubuntu)");
         wp.front = Front::Wordpress;
         let p = page(&wp, &ask(), OffsetDateTime::UNIX_EPOCH);

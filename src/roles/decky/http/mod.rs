@@ -183,7 +183,11 @@ fn php_version(p: &Persona) -> String {
             "PHP/8.1.2-1ubuntu2.19",
             "PHP/8.1.2-1ubuntu2.20",
         ],
-        "ubuntu20" => &["PHP/7.4.3-4ubuntu2.19", "PHP/7.4.3-4ubuntu2.22", "PHP/7.4.3-4ubuntu2.24"],
+        "ubuntu20" => &[
+            "PHP/7.4.3-4ubuntu2.19",
+            "PHP/7.4.3-4ubuntu2.22",
+            "PHP/7.4.3-4ubuntu2.24",
+        ],
         "rocky9" => &["PHP/8.0.30"],
         "centos7" => &["PHP/5.4.16"],
         "alpine" => &["PHP/8.2.20", "PHP/8.2.24"],
@@ -234,7 +238,9 @@ where
         async move { Ok::<_, Infallible>(respond(&state, req, peer, local.port()).await) }
     });
     // Errors here are the client's doing (garbage, resets, timeouts): nothing to report.
-    let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+    let _ = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 async fn respond(
@@ -264,7 +270,11 @@ async fn respond(
         .headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| auth::from_authorization(v.as_bytes()))
-        .or_else(|| is_form(&parts.headers).then(|| auth::from_form(&body)).flatten());
+        .or_else(|| {
+            is_form(&parts.headers)
+                .then(|| auth::from_form(&body))
+                .flatten()
+        });
     let mut event = state
         .emitter
         .peer_event("request", peer)
@@ -284,9 +294,10 @@ async fn respond(
     state.emitter.emit(event).await;
 
     let n = state.requests.fetch_add(1, Ordering::Relaxed);
-    let cookie = state
-        .persona
-        .hex(&format!("http-session-{}-{n}", peer.ip().to_canonical()), 26);
+    let cookie = state.persona.hex(
+        &format!("http-session-{}-{n}", peer.ip().to_canonical()),
+        26,
+    );
     let login_failed = credential
         .as_ref()
         .filter(|_| state.site.front == Front::Phpmyadmin && method == "POST")

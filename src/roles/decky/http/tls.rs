@@ -13,8 +13,8 @@
 use std::sync::Arc;
 
 use rcgen::{
-    CertificateParams, DistinguishedName, DnType, PKCS_ECDSA_P256_SHA256, PublicKeyData,
-    SanType, SerialNumber, SignatureAlgorithm, SigningKey,
+    CertificateParams, DistinguishedName, DnType, PKCS_ECDSA_P256_SHA256, PublicKeyData, SanType,
+    SerialNumber, SignatureAlgorithm, SigningKey,
 };
 use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _};
 use rustls::ServerConfig;
@@ -153,7 +153,8 @@ fn params(persona: &Persona) -> Result<CertificateParams, rcgen::Error> {
     params.subject_alt_names = vec![SanType::DnsName(host.try_into()?)];
     // Installed some day between March 2023 and August 2025, fixed per decky so the
     // certificate survives restarts byte for byte; ssl-cert signs for ten years.
-    let installed = OffsetDateTime::from_unix_timestamp(1_677_628_800).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let installed =
+        OffsetDateTime::from_unix_timestamp(1_677_628_800).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let offset = i64::try_from(persona.number("tls-installed", 900 * 86_400)).unwrap_or(0);
     let not_before = installed + Duration::seconds(offset);
     params.not_before = not_before;
@@ -182,8 +183,7 @@ mod tests {
         let p = persona(1, "debian");
         assert_eq!(cert.subject().to_string(), format!("CN={}", p.hostname));
         assert_eq!(cert.issuer(), cert.subject(), "self-signed");
-        let days = (cert.validity().not_after.timestamp()
-            - cert.validity().not_before.timestamp())
+        let days = (cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp())
             / 86_400;
         assert_eq!(days, 3650);
         assert!(server_config(&p, None, None, &[b"h2"]).is_ok());

@@ -76,7 +76,10 @@ pub fn keyspace(p: &Persona) -> BTreeMap<Vec<u8>, Vec<u8>> {
 
 /// `CONFIG GET` values: a realistic subset of redis.conf for this persona.
 pub fn config(p: &Persona, version: &Version) -> Vec<(&'static str, String)> {
-    let maxmemory = p.pick("redis-maxmemory", &["0", "268435456", "536870912", "1073741824"]);
+    let maxmemory = p.pick(
+        "redis-maxmemory",
+        &["0", "268435456", "536870912", "1073741824"],
+    );
     vec![
         ("bind", "* -::*".into()),
         ("port", "6379".into()),
@@ -87,7 +90,15 @@ pub fn config(p: &Persona, version: &Version) -> Vec<(&'static str, String)> {
         ("databases", "16".into()),
         ("dir", "/var/lib/redis".into()),
         ("dbfilename", "dump.rdb".into()),
-        ("save", if version.major_minor.0 >= 7 { "3600 1 300 100 60 10000" } else { "900 1 300 10 60 10000" }.into()),
+        (
+            "save",
+            if version.major_minor.0 >= 7 {
+                "3600 1 300 100 60 10000"
+            } else {
+                "900 1 300 10 60 10000"
+            }
+            .into(),
+        ),
         ("appendonly", "no".into()),
         ("appendfilename", "appendonly.aof".into()),
         ("maxmemory", (*maxmemory).to_owned()),
@@ -102,17 +113,33 @@ pub fn config(p: &Persona, version: &Version) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// What `INFO` reports besides the persona: the build and the live counters.
+#[derive(Debug, Clone)]
+pub struct Facts<'a> {
+    /// The release claimed.
+    pub version: &'a Version,
+    /// The `os:` line.
+    pub os: &'a str,
+    /// The `gcc_version:` line.
+    pub gcc: &'a str,
+    /// Seconds this process has run (added to a seeded uptime).
+    pub uptime: u64,
+    /// Connected clients now.
+    pub clients: usize,
+    /// Keys in db0.
+    pub keys: usize,
+}
+
 /// The `INFO` text (all sections, or the one named).
-pub fn info(
-    p: &Persona,
-    version: &Version,
-    os: &str,
-    gcc: &str,
-    uptime: u64,
-    clients: usize,
-    keys: usize,
-    section: Option<&str>,
-) -> String {
+pub fn info(p: &Persona, facts: &Facts<'_>, section: Option<&str>) -> String {
+    let Facts {
+        version,
+        os,
+        gcc,
+        uptime,
+        clients,
+        keys,
+    } = *facts;
     let base_uptime = 86_400 * (3 + p.number("redis-uptime-days", 200));
     let up = base_uptime + uptime;
     let pid = 400 + p.number("redis-pid", 3000);
@@ -154,7 +181,8 @@ pub fn info(
             format!(
                 "loading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n",
                 p.number("redis-changes", 50),
-                time::OffsetDateTime::now_utc().unix_timestamp() - i64::try_from(p.number("redis-last-save", 3600)).unwrap_or(0)
+                time::OffsetDateTime::now_utc().unix_timestamp()
+                    - i64::try_from(p.number("redis-last-save", 3600)).unwrap_or(0)
             ),
         ),
         (
@@ -192,7 +220,10 @@ pub fn info(
     let wanted = section.map(str::to_ascii_lowercase);
     let mut out = String::new();
     for (name, body) in sections {
-        let all = matches!(wanted.as_deref(), None | Some("all" | "everything" | "default"));
+        let all = matches!(
+            wanted.as_deref(),
+            None | Some("all" | "everything" | "default")
+        );
         if all || wanted.as_deref() == Some(&name.to_ascii_lowercase()) {
             if !out.is_empty() {
                 out.push_str("\r\n");
@@ -264,10 +295,22 @@ mod tests {
         assert_eq!(keyspace(&a), keyspace(&persona(3, "debian")));
         assert_ne!(keyspace(&a), keyspace(&persona(4, "debian")));
         let v = Version::new("7.0.15");
-        let text = info(&a, &v, "Linux 6.1.0-28-amd64 x86_64", "12.2.0", 5, 1, 9, None);
-        assert!(text.starts_with("# Server\r\nredis_version:7.0.15\r\n"), "{text}");
+        let mut facts = Facts {
+            version: &v,
+            os: "Linux 6.1.0-28-amd64 x86_64",
+            gcc: "12.2.0",
+            uptime: 5,
+            clients: 1,
+            keys: 9,
+        };
+        let text = info(&a, &facts, None);
+        assert!(
+            text.starts_with("# Server\r\nredis_version:7.0.15\r\n"),
+            "{text}"
+        );
         assert!(text.contains("\r\n\r\n# Keyspace\r\ndb0:keys=9,"));
-        let one = info(&a, &v, "os", "gcc", 5, 1, 9, Some("keyspace"));
+        facts.os = "os";
+        let one = info(&a, &facts, Some("keyspace"));
         assert!(one.starts_with("# Keyspace"));
         assert!(!Version::new("5.0.7").has_acl());
     }

@@ -53,7 +53,11 @@ struct State {
 pub fn handler(spec: &ServiceSpec, emitter: Emitter) -> (Handler, Limits) {
     let persona = spec.persona.clone();
     let (release, gcc) = persona.redis_build();
-    let version = Version::new(spec.settings.get("REDIS_VERSION").map_or(release, String::as_str));
+    let version = Version::new(
+        spec.settings
+            .get("REDIS_VERSION")
+            .map_or(release, String::as_str),
+    );
     let os = spec
         .settings
         .get("REDIS_OS")
@@ -94,7 +98,10 @@ async fn session(state: Arc<State>, conn: Conn) {
         mut stream, peer, ..
     } = conn;
     state.clients.fetch_add(1, Ordering::Relaxed);
-    state.emitter.emit(state.emitter.peer_event("connect", peer)).await;
+    state
+        .emitter
+        .emit(state.emitter.peer_event("connect", peer))
+        .await;
     let mut authed = state.password.is_none();
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     let mut jitter = u64::from_le_bytes(
@@ -151,14 +158,17 @@ async fn session(state: Arc<State>, conn: Conn) {
         }
     }
     state.clients.fetch_sub(1, Ordering::Relaxed);
-    state.emitter.emit(state.emitter.peer_event("disconnect", peer)).await;
+    state
+        .emitter
+        .emit(state.emitter.peer_event("disconnect", peer))
+        .await;
 }
 
 /// Commands this redis knows; anything else is an unknown command.
 const KNOWN: &[&str] = &[
     "AUTH", "PING", "ECHO", "INFO", "CONFIG", "KEYS", "GET", "SET", "DEL", "EXISTS", "SCAN",
-    "TYPE", "TTL", "PTTL", "DBSIZE", "COMMAND", "CLIENT", "SELECT", "QUIT", "FLUSHALL",
-    "FLUSHDB", "SAVE", "BGSAVE", "LASTSAVE", "TIME", "MGET",
+    "TYPE", "TTL", "PTTL", "DBSIZE", "COMMAND", "CLIENT", "SELECT", "QUIT", "FLUSHALL", "FLUSHDB",
+    "SAVE", "BGSAVE", "LASTSAVE", "TIME", "MGET",
 ];
 
 async fn command(
@@ -188,7 +198,10 @@ async fn command(
     state.emitter.emit(event).await;
 
     if !KNOWN.contains(&verb.as_str()) {
-        return (Reply::err(unknown_command(&state.version, args)), After::Continue);
+        return (
+            Reply::err(unknown_command(&state.version, args)),
+            After::Continue,
+        );
     }
     if !*authed && verb != "AUTH" && verb != "QUIT" {
         return (
@@ -197,26 +210,34 @@ async fn command(
         );
     }
     let arity = |n: usize| args.len() == n;
-    let wrong = || Reply::err(format!("wrong number of arguments for '{}' command", verb.to_ascii_lowercase()));
+    let wrong = || {
+        Reply::err(format!(
+            "wrong number of arguments for '{}' command",
+            verb.to_ascii_lowercase()
+        ))
+    };
     let reply = match verb.as_str() {
-        "AUTH" if arity(2) || arity(3) => return (auth(state, peer, authed, args).await, After::Continue),
-        "PING" if args.len() <= 2 => args.get(1).map_or(Reply::Simple("PONG".into()), Reply::bulk),
+        "AUTH" if arity(2) || arity(3) => {
+            return (auth(state, peer, authed, args).await, After::Continue);
+        }
+        "PING" if args.len() <= 2 => args
+            .get(1)
+            .map_or(Reply::Simple("PONG".into()), Reply::bulk),
         "ECHO" if arity(2) => Reply::bulk(&args[1]),
         "INFO" => {
             let section = args.get(1).map(|s| String::from_utf8_lossy(s).into_owned());
             let keys = state.keys.lock().map_or(0, |k| k.len());
             let clients = state.clients.load(Ordering::Relaxed);
             let uptime = state.started.elapsed().as_secs();
-            Reply::bulk(data::info(
-                &state.persona,
-                &state.version,
-                &state.os,
-                state.gcc,
+            let facts = data::Facts {
+                version: &state.version,
+                os: &state.os,
+                gcc: state.gcc,
                 uptime,
                 clients,
                 keys,
-                section.as_deref(),
-            ))
+            };
+            Reply::bulk(data::info(&state.persona, &facts, section.as_deref()))
         }
         "CONFIG" => config(state, args),
         "KEYS" if arity(2) => {
@@ -239,7 +260,10 @@ async fn command(
                     .map(|name| Reply::Bulk(name.clone()))
                     .collect()
             });
-            Reply::Array(vec![Reply::bulk("0"), Reply::Array(keys.unwrap_or_default())])
+            Reply::Array(vec![
+                Reply::bulk("0"),
+                Reply::Array(keys.unwrap_or_default()),
+            ])
         }
         "GET" if arity(2) => state
             .keys
@@ -261,10 +285,10 @@ async fn command(
             )
         }
         "SET" if args.len() >= 3 => {
-            if let Ok(mut k) = state.keys.lock() {
-                if k.len() < MAX_KEYS || k.contains_key(&args[1]) {
-                    k.insert(args[1].clone(), args[2].clone());
-                }
+            if let Ok(mut k) = state.keys.lock()
+                && (k.len() < MAX_KEYS || k.contains_key(&args[1]))
+            {
+                k.insert(args[1].clone(), args[2].clone());
             }
             Reply::ok()
         }
@@ -293,9 +317,12 @@ async fn command(
             let exists = state.keys.lock().is_ok_and(|k| k.contains_key(&args[1]));
             Reply::Integer(if exists { -1 } else { -2 })
         }
-        "DBSIZE" if arity(1) => {
-            Reply::Integer(state.keys.lock().map_or(0, |k| i64::try_from(k.len()).unwrap_or(0)))
-        }
+        "DBSIZE" if arity(1) => Reply::Integer(
+            state
+                .keys
+                .lock()
+                .map_or(0, |k| i64::try_from(k.len()).unwrap_or(0)),
+        ),
         "COMMAND" => Reply::Array(Vec::new()),
         "CLIENT" if args.len() >= 2 => Reply::ok(),
         "SELECT" if arity(2) => match String::from_utf8_lossy(&args[1]).parse::<i64>() {
@@ -384,12 +411,17 @@ async fn auth(state: &State, peer: SocketAddr, authed: &mut bool, args: &[Vec<u8
 }
 
 fn config(state: &State, args: &[Vec<u8>]) -> Reply {
-    let sub = args.get(1).map(|s| String::from_utf8_lossy(s).to_ascii_uppercase());
+    let sub = args
+        .get(1)
+        .map(|s| String::from_utf8_lossy(s).to_ascii_uppercase());
     match (sub.as_deref(), args.len()) {
         (Some("GET"), n) if n >= 3 => {
             let mut items = Vec::new();
             for (k, v) in data::config(&state.persona, &state.version) {
-                if args[2..].iter().any(|p| data::glob(&p.to_ascii_lowercase(), k.as_bytes())) {
+                if args[2..]
+                    .iter()
+                    .any(|p| data::glob(&p.to_ascii_lowercase(), k.as_bytes()))
+                {
                     items.push(Reply::bulk(k));
                     items.push(Reply::bulk(v));
                 }
@@ -399,11 +431,17 @@ fn config(state: &State, args: &[Vec<u8>]) -> Reply {
         (Some("SET"), n) if n >= 4 => Reply::ok(),
         (Some("RESETSTAT" | "REWRITE"), 2) => Reply::ok(),
         (Some(other), _) if ["GET", "SET", "RESETSTAT", "REWRITE", "HELP"].contains(&other) => {
-            Reply::err(format!("wrong number of arguments for 'config|{}' command", other.to_ascii_lowercase()))
+            Reply::err(format!(
+                "wrong number of arguments for 'config|{}' command",
+                other.to_ascii_lowercase()
+            ))
         }
         (Some(_), _) => Reply::err(format!(
             "unknown subcommand '{}'. Try CONFIG HELP.",
-            String::from_utf8_lossy(&args[1]).chars().take(128).collect::<String>()
+            String::from_utf8_lossy(&args[1])
+                .chars()
+                .take(128)
+                .collect::<String>()
         )),
         (None, _) => Reply::err("wrong number of arguments for 'config' command"),
     }
@@ -424,6 +462,9 @@ mod tests {
             unknown_command(&Version::new("6.0.16"), &args),
             "unknown command `foo`, with args beginning with: `a`, `b`, "
         );
-        assert_eq!(unknown_command(&Version::new("3.2.12"), &args), "unknown command 'foo'");
+        assert_eq!(
+            unknown_command(&Version::new("3.2.12"), &args),
+            "unknown command 'foo'"
+        );
     }
 }

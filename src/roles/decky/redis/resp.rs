@@ -178,7 +178,10 @@ mod tests {
             panic!("a command");
         };
         assert_eq!(args, [b"GET".to_vec(), b"key".to_vec()]);
-        assert_eq!(parse(&full[used..]), Parse::Command(vec![b"PING".to_vec()], 6));
+        assert_eq!(
+            parse(&full[used..]),
+            Parse::Command(vec![b"PING".to_vec()], 6)
+        );
         for cut in 1..used {
             assert_eq!(parse(&full[..cut]), Parse::Incomplete, "cut at {cut}");
         }
@@ -199,14 +202,22 @@ mod tests {
             parse(b"*1\r\n:1\r\n"),
             Parse::Error("Protocol error: expected '$', got ':'".into())
         );
-        assert!(matches!(parse(&vec![b'a'; MAX_INLINE + 1]), Parse::Error(_)));
+        assert!(matches!(
+            parse(&vec![b'a'; MAX_INLINE + 1]),
+            Parse::Error(_)
+        ));
     }
 
     #[test]
     fn replies_encode() {
         let mut out = Vec::new();
-        Reply::Array(vec![Reply::bulk("a"), Reply::Nil, Reply::Integer(-1), Reply::err("x\r\ny")])
-            .encode(&mut out);
+        Reply::Array(vec![
+            Reply::bulk("a"),
+            Reply::Nil,
+            Reply::Integer(-1),
+            Reply::err("x\r\ny"),
+        ])
+        .encode(&mut out);
         assert_eq!(out, b"*4\r\n$1\r\na\r\n$-1\r\n:-1\r\n-ERR x  y\r\n");
     }
 }
