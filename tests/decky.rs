@@ -36,7 +36,7 @@ async fn every_tcp_connection_and_datagram_becomes_a_connect_event() {
             udp: vec![udp],
         },
         ServiceSpec {
-            name: "ftp".into(),
+            name: "mqtt".into(),
             ports: vec![(Proto::Tcp, 0)],
             persona: Arc::new(
                 Persona::new(
@@ -60,7 +60,7 @@ async fn every_tcp_connection_and_datagram_becomes_a_connect_event() {
             startup.service.as_str(),
             startup.event_type.as_str()
         ),
-        ("decky-01", "ftp", "startup")
+        ("decky-01", "mqtt", "startup")
     );
 
     let client = tokio::net::TcpStream::connect(("127.0.0.1", tcp_port))

@@ -6,7 +6,7 @@
 //! for completeness but is never a per-decky service, so it is not in
 //! [`deployable_names`].
 //!
-//! Services with a protocol emulation (`decnet decky`'s http, https, redis) are marked
+//! Services with a protocol emulation (`decnet decky`'s ftp, http, https, redis) are marked
 //! `emulated`; the others are still stubs that accept TCP connections (and datagrams) on
 //! their ports and log `connect` events. The `stub` flag says which, and
 //! `decnet services` prints it.
@@ -134,7 +134,7 @@ pub static SERVICES: &[Service] = &[
     keys(udp(svc("dns", "DNS server", &[53]), &[53]), persona::DNS),
     svc("docker_api", "Docker Engine API", &[2375, 2376]),
     svc("elasticsearch", "Elasticsearch REST API", &[9200]),
-    svc("ftp", "FTP server", &[21]),
+    emulated(svc("ftp", "FTP server", &[21])),
     emulated(keys(svc("http", "web server", &[80]), persona::HTTP)),
     emulated(keys(svc("https", "TLS web server", &[443]), persona::HTTPS)),
     svc("imap", "IMAP mail store", &[143, 993]),
@@ -358,7 +358,7 @@ mod tests {
             .filter(|s| !s.stub)
             .map(|s| s.name)
             .collect();
-        assert_eq!(emulated, ["http", "https", "redis"]);
+        assert_eq!(emulated, ["ftp", "http", "https", "redis"]);
         assert_eq!(ssh.implementation(), "stub (logs connects)");
     }
 }

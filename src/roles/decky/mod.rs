@@ -10,7 +10,7 @@
 //!   derivation of every detail that must differ between deckies.
 //! - [`events`]: the event emitter and the universal credential shape.
 //! - [`conn`]: accept loop, concurrency cap, idle and total timeouts, capped lines.
-//! - one module per emulated service ([`http`] for http and https, [`redis`]); every
+//! - one module per emulated service ([`ftp`], [`http`] for http and https, [`redis`]); every
 //!   other catalogue service is still the connect-logging stand-in of [`stub`].
 //!
 //! The runtime is single-threaded on purpose: a fleet runs hundreds of these processes
@@ -29,6 +29,7 @@ use crate::catalog::{self, Proto};
 
 pub mod conn;
 pub mod events;
+pub mod ftp;
 pub mod http;
 pub mod persona;
 pub mod redis;
@@ -43,7 +44,7 @@ const EVENT_QUEUE: usize = 1024;
 /// Whether `name` has a protocol emulation here (the catalogue's `stub` flag says the
 /// same, and a test keeps the two in step); every other service is a stand-in.
 pub fn is_emulated(name: &str) -> bool {
-    matches!(name, "http" | "https" | "redis")
+    matches!(name, "ftp" | "http" | "https" | "redis")
 }
 
 /// Why a decky process could not run.
@@ -116,6 +117,7 @@ pub fn setting_names(name: &str) -> Vec<&'static str> {
         .unwrap_or_default();
     names.extend(match name {
         "redis" => redis::EXTRA_SETTINGS,
+        "ftp" => ftp::EXTRA_SETTINGS,
         _ => &[],
     });
     names
@@ -211,6 +213,7 @@ pub async fn serve(
     let handler = match spec.name.as_str() {
         "http" | "https" => Some(http::handler(&spec, emitter.clone())?),
         "redis" => Some(redis::handler(&spec, emitter.clone())),
+        "ftp" => Some(ftp::handler(&spec, emitter.clone())),
         other => {
             debug_assert!(!is_emulated(other));
             None
