@@ -49,9 +49,14 @@ fn services_lists_every_service_and_marks_stubs() {
         .find(|r| r.starts_with("ssh "))
         .expect("ssh row");
     assert!(
-        ssh.contains(" 22 ") && ssh.contains("connect-logger (stub)"),
+        ssh.contains(" 22 ") && ssh.contains("stub (logs connects)"),
         "{ssh}"
     );
+    let redis = rows
+        .iter()
+        .find(|r| r.starts_with("redis "))
+        .expect("redis row");
+    assert!(redis.contains(" emulated "), "{redis}");
     assert!(text.contains("are stubs"), "{text}");
 }
 
@@ -63,7 +68,12 @@ fn services_json_and_unknown_name() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let all = v.as_array().expect("array");
     assert_eq!(all.len(), 29);
-    assert!(all.iter().all(|s| s["stub"] == true));
+    let emulated: Vec<&str> = all
+        .iter()
+        .filter(|s| s["stub"] == false)
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(emulated, ["ftp", "http", "https", "redis"]);
 
     let out = decnet(home.path(), &["services", "gopher"]);
     assert_eq!(out.status.code(), Some(2));

@@ -7,7 +7,9 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use decnet::roles::decky::{self, Sockets};
+use decnet::catalog::Proto;
+use decnet::model::DeckySeed;
+use decnet::roles::decky::{self, Persona, ServiceSpec, Sockets};
 use decnet::syslog;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -33,8 +35,21 @@ async fn every_tcp_connection_and_datagram_becomes_a_connect_event() {
             tcp: vec![tcp],
             udp: vec![udp],
         },
-        Arc::from("decky-01"),
-        Arc::from("redis"),
+        ServiceSpec {
+            name: "mqtt".into(),
+            ports: vec![(Proto::Tcp, 0)],
+            persona: Arc::new(
+                Persona::new(
+                    "decky-01",
+                    None,
+                    Some("debian"),
+                    None,
+                    &DeckySeed::generate(),
+                )
+                .expect("persona"),
+            ),
+            settings: Default::default(),
+        },
         tx,
         shutdown.clone(),
     ));
@@ -45,7 +60,7 @@ async fn every_tcp_connection_and_datagram_becomes_a_connect_event() {
             startup.service.as_str(),
             startup.event_type.as_str()
         ),
-        ("decky-01", "redis", "startup")
+        ("decky-01", "mqtt", "startup")
     );
 
     let client = tokio::net::TcpStream::connect(("127.0.0.1", tcp_port))
@@ -80,7 +95,8 @@ async fn every_tcp_connection_and_datagram_becomes_a_connect_event() {
     tokio::time::timeout(Duration::from_secs(10), server)
         .await
         .expect("serve stops on shutdown")
-        .expect("join");
+        .expect("join")
+        .expect("serve succeeds");
 }
 
 async fn recv(rx: &mut mpsc::Receiver<String>) -> syslog::Event {

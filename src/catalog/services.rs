@@ -6,9 +6,10 @@
 //! for completeness but is never a per-decky service, so it is not in
 //! [`deployable_names`].
 //!
-//! No service has its real protocol implementation yet: every one is a stub that accepts
-//! TCP connections (and datagrams) on its ports and logs `connect` events. The `stub`
-//! flag says so, and `decnet services` prints it, until the services issue lands.
+//! Services with a protocol emulation (`decnet decky`'s ftp, http, https, redis) are marked
+//! `emulated`; the others are still stubs that accept TCP connections (and datagrams) on
+//! their ports and log `connect` events. The `stub` flag says which, and
+//! `decnet services` prints it.
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -52,7 +53,7 @@ pub struct Service {
     pub persona: &'static [PersonaKey],
     /// Environment variables always set in its container, whatever the persona.
     pub fixed_env: &'static [(&'static str, &'static str)],
-    /// Still the connect-logging stub rather than the real honeypot.
+    /// Still the connect-logging stub rather than a protocol emulation.
     pub stub: bool,
 }
 
@@ -84,9 +85,9 @@ impl Service {
     /// How the service is implemented, as listings show it.
     pub fn implementation(&self) -> &'static str {
         match (self.stub, self.singleton) {
-            (false, _) => "honeypot",
-            (true, false) => "connect-logger (stub)",
-            (true, true) => "not built yet (stub)",
+            (false, _) => "emulated",
+            (true, false) => "stub (logs connects)",
+            (true, true) => "stub (not built yet)",
         }
     }
 }
@@ -105,6 +106,11 @@ const fn svc(name: &'static str, summary: &'static str, tcp: &'static [u16]) -> 
         fixed_env: &[],
         stub: true,
     }
+}
+
+const fn emulated(mut s: Service) -> Service {
+    s.stub = false;
+    s
 }
 
 const fn udp(mut s: Service, ports: &'static [u16]) -> Service {
@@ -128,9 +134,9 @@ pub static SERVICES: &[Service] = &[
     keys(udp(svc("dns", "DNS server", &[53]), &[53]), persona::DNS),
     svc("docker_api", "Docker Engine API", &[2375, 2376]),
     svc("elasticsearch", "Elasticsearch REST API", &[9200]),
-    svc("ftp", "FTP server", &[21]),
-    keys(svc("http", "web server", &[80]), persona::HTTP),
-    keys(svc("https", "TLS web server", &[443]), persona::HTTPS),
+    emulated(svc("ftp", "FTP server", &[21])),
+    emulated(keys(svc("http", "web server", &[80]), persona::HTTP)),
+    emulated(keys(svc("https", "TLS web server", &[443]), persona::HTTPS)),
     svc("imap", "IMAP mail store", &[143, 993]),
     svc("k8s", "Kubernetes API server", &[6443, 8080]),
     caps(svc("ldap", "LDAP directory", &[389]), NET_BIND),
@@ -142,7 +148,7 @@ pub static SERVICES: &[Service] = &[
     svc("pop3", "POP3 mail store", &[110, 995]),
     svc("postgres", "PostgreSQL server", &[5432]),
     keys(svc("rdp", "Windows Remote Desktop", &[3389]), persona::RDP),
-    keys(svc("redis", "Redis server", &[6379]), persona::REDIS),
+    emulated(keys(svc("redis", "Redis server", &[6379]), persona::REDIS)),
     udp(svc("sip", "SIP VoIP endpoint", &[5060]), &[5060]),
     caps(svc("smb", "Windows file sharing (SMB2)", &[445]), NET_BIND),
     keys(
@@ -196,13 +202,14 @@ pub fn deployable_names() -> Vec<&'static str> {
         .collect()
 }
 
-/// Whether container variable `var` carries a secret persona value of some service
-/// (passwords, private keys), so printed plans mask it.
+/// Whether container variable `var` carries a secret: the decky's seed, or a secret
+/// persona value of some service (passwords, private keys), so printed plans mask it.
 pub fn is_secret_env(var: &str) -> bool {
-    SERVICES
-        .iter()
-        .flat_map(|s| s.persona)
-        .any(|k| k.secret && k.env == Some(var))
+    var == crate::config::DECKY_SEED
+        || SERVICES
+            .iter()
+            .flat_map(|s| s.persona)
+            .any(|k| k.secret && k.env == Some(var))
 }
 
 /// Two services of one decky that would bind the same port.
@@ -378,7 +385,12 @@ mod tests {
         assert_eq!(pw.default, Some("admin"));
         assert!(pw.always);
         assert!(service("ftp").expect("catalogued").persona.is_empty());
-        assert!(SERVICES.iter().all(|s| s.stub));
-        assert_eq!(ssh.implementation(), "connect-logger (stub)");
+        let emulated: Vec<_> = SERVICES
+            .iter()
+            .filter(|s| !s.stub)
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(emulated, ["ftp", "http", "https", "redis"]);
+        assert_eq!(ssh.implementation(), "stub (logs connects)");
     }
 }

@@ -271,10 +271,15 @@ mod tests {
         });
         let ssh = t.lines().find(|l| l.starts_with("ssh ")).expect("ssh row");
         assert!(
-            ssh.contains("22") && ssh.contains("connect-logger (stub)"),
+            ssh.contains("22") && ssh.contains("stub (logs connects)"),
             "{ssh}"
         );
-        assert_eq!(t.lines().filter(|l| l.contains("(stub)")).count(), 29);
+        let http = t
+            .lines()
+            .find(|l| l.starts_with("http "))
+            .expect("http row");
+        assert!(http.contains(" emulated "), "{http}");
+        assert_eq!(t.lines().filter(|l| l.contains(" stub (")).count(), 25);
         assert!(t.lines().all(|l| l == l.trim_end()));
     }
 

@@ -52,6 +52,15 @@ pub const DECKY_BINARY: &str = "DECNET_DECKY_BINARY";
 pub const DOCKER_HOST: &str = "DOCKER_HOST";
 /// The decky name a decky container logs as (the RFC 5424 HOSTNAME), set by the engine.
 pub const NODE_NAME: &str = "NODE_NAME";
+/// A decky's secret seed (64 hex digits), set by the engine in its service containers.
+/// Secret: never printed ([`crate::catalog::is_secret_env`]).
+pub const DECKY_SEED: &str = "DECNET_DECKY_SEED";
+/// The distro slug a decky's services claim (engine.md §2.5), set by the engine.
+pub const DECKY_DISTRO: &str = "DECNET_DECKY_DISTRO";
+/// The OS family (`nmap_os`) a decky's services claim, set by the engine.
+pub const DECKY_OS: &str = "DECNET_DECKY_OS";
+/// The cosmetic hostname a decky's services show (prompts, certificates), set by the engine.
+pub const DECKY_HOSTNAME: &str = "DECNET_DECKY_HOSTNAME";
 /// Diagnostic log format: `pretty` or `json`.
 pub const LOG_FORMAT: &str = "DECNET_LOG_FORMAT";
 /// Diagnostic log filter (tracing `EnvFilter` syntax); `RUST_LOG` wins over it.
@@ -279,6 +288,14 @@ pub struct Config {
     pub docker_host: Option<String>,
     /// Decky name inside a decky container.
     pub node_name: Option<String>,
+    /// The decky's secret seed as hex (`DECNET_DECKY_SEED`), inside a decky container.
+    pub decky_seed: Option<Secret>,
+    /// The distro the decky claims (`DECNET_DECKY_DISTRO`).
+    pub decky_distro: Option<String>,
+    /// The OS family the decky claims (`DECNET_DECKY_OS`).
+    pub decky_os: Option<String>,
+    /// The decky's cosmetic hostname (`DECNET_DECKY_HOSTNAME`).
+    pub decky_hostname: Option<String>,
     /// Diagnostic log format.
     pub log_format: LogFormat,
     /// Diagnostic log filter.
@@ -310,6 +327,23 @@ impl Config {
 }
 
 mod pin;
+
+/// The values of the variables `names` that are set and not blank, as a service reads
+/// its persona settings (engine.md §2.2) from its container's environment.
+pub fn service_env<S: Source>(
+    src: &S,
+    names: &[&str],
+) -> std::collections::BTreeMap<String, String> {
+    names
+        .iter()
+        .filter_map(|n| {
+            src.get(n)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| ((*n).to_owned(), v))
+        })
+        .collect()
+}
+
 mod reader;
 
 pub use pin::{PinOrigin, master_pin};
@@ -396,6 +430,10 @@ pub fn parse<S: Source>(src: &S) -> Result<Config, ConfigError> {
     };
     let docker_host = r.text(DOCKER_HOST);
     let node_name = r.text(NODE_NAME);
+    let decky_seed = r.secret(DECKY_SEED);
+    let decky_distro = r.text(DECKY_DISTRO);
+    let decky_os = r.text(DECKY_OS);
+    let decky_hostname = r.text(DECKY_HOSTNAME);
     let log_format = match r.raw(LOG_FORMAT) {
         None => LogFormat::Pretty,
         Some(v) => match v.trim().to_ascii_lowercase().as_str() {
@@ -448,6 +486,10 @@ pub fn parse<S: Source>(src: &S) -> Result<Config, ConfigError> {
         decky_binary,
         docker_host,
         node_name,
+        decky_seed,
+        decky_distro,
+        decky_os,
+        decky_hostname,
         log_format,
         log_filter,
         entries: r.entries,

@@ -161,3 +161,32 @@ fn the_master_fingerprint_is_validated_and_shown() {
     let shown = cfg(&[]).expect("defaults");
     assert!(shown.entries().iter().any(|e| e.key == MASTER_FINGERPRINT));
 }
+
+#[test]
+fn secret_container_variables_are_known() {
+    use crate::catalog::is_secret_env;
+    assert!(is_secret_env(DECKY_SEED));
+    assert!(is_secret_env("SSH_ROOT_PASSWORD"));
+    assert!(is_secret_env("TLS_KEY"));
+    assert!(!is_secret_env("SSH_USER"));
+    assert!(!is_secret_env(NODE_NAME));
+}
+
+#[test]
+fn the_decky_seed_is_read_but_never_shown() {
+    let seed = "ab".repeat(32);
+    let src: HashMap<&str, &str> = [(DECKY_SEED, seed.as_str())].into_iter().collect();
+    let config = parse(&src).expect("valid");
+    assert_eq!(
+        config.decky_seed.as_ref().map(|s| s.expose().len()),
+        Some(64)
+    );
+    let shown = config
+        .entries()
+        .iter()
+        .find(|e| e.key == DECKY_SEED)
+        .map(|e| e.shown.clone());
+    assert_eq!(shown.as_deref(), Some("********"));
+    let env = service_env(&src, &[DECKY_SEED, "REDIS_PASSWORD"]);
+    assert_eq!(env.len(), 1);
+}

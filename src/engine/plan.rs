@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::catalog;
+use crate::config;
 use crate::ini::CustomService;
 use crate::model::{DeckyConfig, DecnetConfig, Ipv4Net};
 
@@ -312,6 +313,11 @@ fn decky_plan(d: &DeckyConfig, opts: &PlanOptions<'_>) -> DeckyPlan {
             let mut env = vec![
                 format!("NODE_NAME={}", d.name),
                 format!("HOSTNAME={}", d.hostname),
+                // The persona every service of the decky derives its identity from.
+                format!("{}={}", config::DECKY_SEED, d.seed.expose_hex()),
+                format!("{}={}", config::DECKY_DISTRO, d.distro),
+                format!("{}={}", config::DECKY_OS, d.nmap_os),
+                format!("{}={}", config::DECKY_HOSTNAME, d.hostname),
             ];
             let labels = common(&[(LABEL_SERVICE, "true"), (LABEL_SERVICE_NAME, svc.as_str())]);
             let (image, cmd, cap_add) = match catalog::service(svc) {
@@ -403,6 +409,7 @@ pub(crate) mod tests {
             last_mutated: 0.0,
             last_login_attempt: 0.0,
             host_uuid: None,
+            seed: crate::model::DeckySeed::generate(),
         }
     }
 
@@ -456,6 +463,9 @@ pub(crate) mod tests {
         assert_eq!(relay.labels[LABEL_DECKY], "win");
         assert!(relay.env.contains(&"NODE_NAME=win".to_owned()));
         assert!(relay.env.contains(&"HOSTNAME=win-host".to_owned()));
+        let seed = format!("DECNET_DECKY_SEED={}", win.decky.seed.expose_hex());
+        assert!(relay.env.contains(&seed), "services get the decky's seed");
+        assert!(relay.env.contains(&"DECNET_DECKY_OS=windows".to_owned()));
         assert!(relay.env.contains(&"SMTP_OPEN_RELAY=1".to_owned()));
         assert!(relay.sysctls.is_empty() && relay.hostname.is_none());
     }
@@ -486,6 +496,13 @@ pub(crate) mod tests {
         assert!(shown.contains(&"SSH_USER=alice".to_owned()), "{shown:?}");
         assert!(shown.contains(&"NODE_NAME=lin".to_owned()), "{shown:?}");
         assert!(!shown.join(" ").contains("hunter2"));
+        let seed = format!("{}={MASK}", crate::config::DECKY_SEED);
+        assert!(shown.contains(&seed), "{shown:?}");
+        assert!(
+            !shown
+                .join(" ")
+                .contains(&fleet.deckies[1].seed.expose_hex())
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::net::Ipv4Addr;
 use super::alloc::{IpPool, allocate_ips};
 use super::detect::{HostNetwork, Network, NetworkHints, resolve_network};
 use super::rng::Rng;
-use super::{DEFAULT_NMAP_OS, DeckyConfig, Error, IniConfig, ServiceConfig};
+use super::{DEFAULT_NMAP_OS, DeckyConfig, DeckySeed, Error, IniConfig, ServiceConfig};
 use crate::catalog::{self, Archetype, DISTROS, Distro, HOSTNAME_WORDS, HostnameStyle};
 
 /// Most services a random set holds.
@@ -180,6 +180,7 @@ pub fn from_ini(
             last_mutated: opts.now,
             last_login_attempt: 0.0,
             host_uuid: None,
+            seed: DeckySeed::generate(),
         };
         decky.validate()?;
         deckies.push(decky);
@@ -268,6 +269,7 @@ pub fn from_flags(net: &Network, opts: &FlagOptions) -> Result<Vec<DeckyConfig>,
             last_mutated: opts.now,
             last_login_attempt: 0.0,
             host_uuid: None,
+            seed: DeckySeed::generate(),
         };
         decky.validate()?;
         deckies.push(decky);

@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::Error;
+use super::{DeckySeed, Error};
 
 /// Persona overrides: service name → key → value (engine.md §2.2).
 pub type ServiceConfig = BTreeMap<String, BTreeMap<String, String>>;
@@ -65,6 +65,10 @@ pub struct DeckyConfig {
     /// The swarm worker running it; `None` on a single host.
     #[serde(default)]
     pub host_uuid: Option<String>,
+    /// The secret every identity detail of its services is derived from; a fresh one for
+    /// state files that predate it.
+    #[serde(default)]
+    pub seed: DeckySeed,
 }
 
 impl DeckyConfig {
@@ -174,6 +178,11 @@ mod tests {
         assert_eq!(d.mutate_interval, None);
         assert_eq!(d.last_mutated, 0.0);
         assert!(d.validate().is_ok());
+        let other: DeckyConfig = serde_json::from_value(decky_json()).expect("valid");
+        assert_ne!(
+            d.seed, other.seed,
+            "an old state file gets a fresh seed per decky"
+        );
         let back = serde_json::to_value(&d).expect("serialise");
         assert_eq!(
             serde_json::from_value::<DeckyConfig>(back).expect("again"),

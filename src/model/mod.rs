@@ -19,6 +19,7 @@ mod decky;
 pub mod detect;
 mod fleet;
 pub mod rng;
+mod seed;
 mod spec;
 
 pub use cidr::{CidrError, Ipv4Net};
@@ -27,6 +28,7 @@ pub use decky::{
     validate_name,
 };
 pub use fleet::{DEFAULT_MUTATE_INTERVAL, DecnetConfig, Mode};
+pub use seed::{DeckySeed, SEED_LEN, SeedError};
 pub use spec::{CustomService, IniConfig};
 
 use std::net::Ipv4Addr;

@@ -5,30 +5,47 @@
 //! `decky --service <svc>` in that namespace and writes one RFC 5424 line per event on
 //! stdout, which the agent's collector follows through the Docker API.
 //!
-//! Services are still the connect-logging stand-ins of the catalogue (`stub`): they accept
-//! on the service's ports, log `connect` with the attacker's address, and close. The
-//! protocol honeypots replace the per-connection handler later; the ports, the event line
-//! format and the shutdown behaviour stay.
+//! # Layout
+//! - [`persona`]: the decky's identity (distro, hostname, versions) and the seed-keyed
+//!   derivation of every detail that must differ between deckies.
+//! - [`events`]: the event emitter and the universal credential shape.
+//! - [`conn`]: accept loop, concurrency cap, idle and total timeouts, capped lines.
+//! - one module per emulated service ([`ftp`], [`http`] for http and https, [`redis`]); every
+//!   other catalogue service is still the connect-logging stand-in of [`stub`].
 //!
 //! The runtime is single-threaded on purpose: a fleet runs hundreds of these processes
 //! and each must stay within a few MiB of RSS.
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use thiserror::Error;
-use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{self, Proto};
-use crate::syslog::Message;
+
+pub mod conn;
+pub mod events;
+pub mod ftp;
+pub mod http;
+pub mod persona;
+pub mod redis;
+mod stub;
+
+pub use events::{Credential, Emitter};
+pub use persona::Persona;
 
 /// Events buffered between the listeners and stdout; a slow reader back-pressures accept.
 const EVENT_QUEUE: usize = 1024;
-/// Largest datagram a UDP stand-in reads; the rest is truncated by the kernel.
-const MAX_DATAGRAM: usize = 2048;
+
+/// Whether `name` has a protocol emulation here (the catalogue's `stub` flag says the
+/// same, and a test keeps the two in step); every other service is a stand-in.
+pub fn is_emulated(name: &str) -> bool {
+    matches!(name, "ftp" | "http" | "https" | "redis")
+}
 
 /// Why a decky process could not run.
 #[derive(Debug, Error)]
@@ -49,20 +66,39 @@ pub enum Error {
     /// Setting up the runtime or signal handling failed.
     #[error("decky runtime: {0}")]
     Runtime(std::io::Error),
+    /// The seed given is not 64 hex digits.
+    #[error("the decky seed must be 64 hex digits (DECNET_DECKY_SEED or --seed)")]
+    Seed,
+    /// A service setting could not be used (a TLS key that does not parse, …).
+    #[error("{service}: {reason}")]
+    Setting {
+        /// The service.
+        service: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
 }
 
 /// What a decky process does.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Mode {
     /// Hold the network namespace until stopped.
     Idle,
     /// Serve one catalogue service on the given ports (the catalogue's when empty).
-    Service {
-        /// Service slug.
-        name: String,
-        /// Ports to serve.
-        ports: Vec<(Proto, u16)>,
-    },
+    Service(ServiceSpec),
+}
+
+/// One service to run, with everything it needs to know about its decky.
+#[derive(Debug, Clone)]
+pub struct ServiceSpec {
+    /// Service slug.
+    pub name: String,
+    /// Ports to serve.
+    pub ports: Vec<(Proto, u16)>,
+    /// The decky's persona.
+    pub persona: Arc<Persona>,
+    /// The service's persona settings (engine.md §2.2) by variable name.
+    pub settings: BTreeMap<String, String>,
 }
 
 /// The ports `name` serves by default, from the catalogue.
@@ -73,8 +109,22 @@ pub fn default_ports(name: &str) -> Result<Vec<(Proto, u16)>, Error> {
     Ok(tcp.chain(udp).collect())
 }
 
-/// Runs a decky process until SIGTERM or SIGINT; `node` is the decky's name (`NODE_NAME`).
-pub fn run(mode: Mode, node: String) -> Result<(), Error> {
+/// The environment variables service `name` reads its settings from: its persona keys'
+/// and the ones the emulation adds.
+pub fn setting_names(name: &str) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = catalog::service(name)
+        .map(|s| s.persona.iter().filter_map(|k| k.env).collect())
+        .unwrap_or_default();
+    names.extend(match name {
+        "redis" => redis::EXTRA_SETTINGS,
+        "ftp" => ftp::EXTRA_SETTINGS,
+        _ => &[],
+    });
+    names
+}
+
+/// Runs a decky process until SIGTERM or SIGINT.
+pub fn run(mode: Mode) -> Result<(), Error> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -86,8 +136,8 @@ pub fn run(mode: Mode, node: String) -> Result<(), Error> {
                 shutdown.cancelled().await;
                 Ok(())
             }
-            Mode::Service { name, ports } => {
-                let sockets = bind(&ports).await?;
+            Mode::Service(spec) => {
+                let sockets = bind(&spec.ports).await?;
                 let (tx, mut rx) = mpsc::channel::<String>(EVENT_QUEUE);
                 let writer = tokio::spawn(async move {
                     let mut out = tokio::io::stdout();
@@ -98,9 +148,9 @@ pub fn run(mode: Mode, node: String) -> Result<(), Error> {
                         }
                     }
                 });
-                serve(sockets, Arc::from(node), Arc::from(name), tx, shutdown).await;
+                let served = serve(sockets, spec, tx, shutdown).await;
                 let _ = writer.await;
-                Ok(())
+                served
             }
         }
     })
@@ -135,99 +185,80 @@ pub async fn bind(ports: &[(Proto, u16)]) -> Result<Sockets, Error> {
     Ok(sockets)
 }
 
-/// Serves `sockets` as `service` of decky `node`, sending each event line to `events`.
+/// Serves `sockets` as `spec`'s service, sending each event line to `events`.
 ///
-/// Returns when `shutdown` fires; the `startup` line is sent first so operators can tell
-/// a running stand-in from a crashed one.
+/// Returns when `shutdown` fires. The `startup` line comes first and names the ports
+/// really bound (`ports="tcp/8080"`), so an operator can tell a running service from a
+/// crashed one and a test that bound port 0 learns its port.
 pub async fn serve(
     sockets: Sockets,
-    node: Arc<str>,
-    service: Arc<str>,
+    spec: ServiceSpec,
     events: mpsc::Sender<String>,
     shutdown: CancellationToken,
-) {
-    let startup = Message::new(OffsetDateTime::now_utc(), &*node, &*service, "startup")
-        .msg(format!("{service} stand-in listening"));
-    if events.send(format!("{startup}\n")).await.is_err() {
-        return;
-    }
+) -> Result<(), Error> {
+    let emitter = Emitter::new(&spec.persona.node, &spec.name, events);
+    let bound: Vec<String> = sockets
+        .tcp
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .map(|a| format!("tcp/{}", a.port()))
+        .chain(
+            sockets
+                .udp
+                .iter()
+                .filter_map(|s| s.local_addr().ok())
+                .map(|a| format!("udp/{}", a.port())),
+        )
+        .collect();
+    let handler = match spec.name.as_str() {
+        "http" | "https" => Some(http::handler(&spec, emitter.clone())?),
+        "redis" => Some(redis::handler(&spec, emitter.clone())),
+        "ftp" => Some(ftp::handler(&spec, emitter.clone())),
+        other => {
+            debug_assert!(!is_emulated(other));
+            None
+        }
+    };
+    let kind = if handler.is_some() {
+        "emulated"
+    } else {
+        "stand-in"
+    };
+    let startup = emitter
+        .event("startup")
+        .param("ports", bound.join(","))
+        .msg(format!("{} {kind} listening", spec.name));
+    emitter.emit(startup).await;
     let mut tasks = tokio::task::JoinSet::new();
-    for listener in sockets.tcp {
-        tasks.spawn(accept_loop(
-            listener,
-            node.clone(),
-            service.clone(),
-            events.clone(),
-        ));
-    }
-    for socket in sockets.udp {
-        tasks.spawn(datagram_loop(
-            socket,
-            node.clone(),
-            service.clone(),
-            events.clone(),
-        ));
-    }
-    drop(events);
-    shutdown.cancelled().await;
-    tasks.shutdown().await;
-}
-
-fn connect_line(
-    node: &str,
-    service: &str,
-    peer: SocketAddr,
-    local_port: u16,
-    proto: Proto,
-) -> String {
-    let message = Message::new(OffsetDateTime::now_utc(), node, service, "connect")
-        .param("src_ip", peer.ip().to_string())
-        .param("src_port", peer.port().to_string())
-        .param("dst_port", local_port.to_string())
-        .param("proto", proto.to_string());
-    format!("{message}\n")
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    node: Arc<str>,
-    service: Arc<str>,
-    events: mpsc::Sender<String>,
-) {
-    let port = listener.local_addr().map_or(0, |a| a.port());
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                let line = connect_line(&node, &service, peer, port, Proto::Tcp);
-                // The stand-in has nothing to say: closing is its whole protocol.
-                drop(stream);
-                if events.send(line).await.is_err() {
-                    return;
-                }
-            }
-            // Out of descriptors or a reset before accept: keep serving.
-            Err(e) => {
-                tracing::warn!(error = %e, port, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    match handler {
+        Some((handler, limits)) => {
+            for listener in sockets.tcp {
+                tasks.spawn(conn::accept_loop(
+                    listener,
+                    limits,
+                    handler.clone(),
+                    shutdown.clone(),
+                ));
             }
         }
+        None => stub::spawn(&mut tasks, sockets, &emitter),
     }
+    drop(emitter);
+    shutdown.cancelled().await;
+    // Emulated services drain their open connections (bounded in `accept_loop`);
+    // stand-ins have nothing to drain and are stopped.
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), drain).await;
+    tasks.shutdown().await;
+    Ok(())
 }
 
-async fn datagram_loop(
-    socket: UdpSocket,
-    node: Arc<str>,
-    service: Arc<str>,
-    events: mpsc::Sender<String>,
-) {
-    let port = socket.local_addr().map_or(0, |a| a.port());
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    loop {
-        if let Ok((_, peer)) = socket.recv_from(&mut buf).await {
-            let line = connect_line(&node, &service, peer, port, Proto::Udp);
-            if events.send(line).await.is_err() {
-                return;
-            }
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_catalogue_marks_exactly_the_emulated_services() {
+        for s in crate::catalog::SERVICES {
+            assert_eq!(super::is_emulated(s.name), !s.stub, "{}", s.name);
         }
     }
 }

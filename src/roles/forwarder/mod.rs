@@ -213,10 +213,26 @@ pub async fn run(config: ForwarderConfig, shutdown: CancellationToken) -> Result
         let link = async {
             match connect(&config).await {
                 Ok((Transport::Tls(stream), link)) => {
-                    pump(stream, &mut tailer, &config, &link, &shutdown, &mut accepted).await
+                    pump(
+                        stream,
+                        &mut tailer,
+                        &config,
+                        &link,
+                        &shutdown,
+                        &mut accepted,
+                    )
+                    .await
                 }
                 Ok((Transport::Plain(stream), link)) => {
-                    pump(stream, &mut tailer, &config, &link, &shutdown, &mut accepted).await
+                    pump(
+                        stream,
+                        &mut tailer,
+                        &config,
+                        &link,
+                        &shutdown,
+                        &mut accepted,
+                    )
+                    .await
                 }
                 Err(err) => Err(err),
             }
