@@ -250,13 +250,13 @@ async fn collector_follows_decky_services_into_the_log_without_duplicates() {
 
     // A decky that runs before the collector starts: its startup line is not lost.
     let decky_a = format!("decky-test-{pid}");
-    let ip_a = objects.decky(&tag, &net, &decky_a, "redis");
+    let ip_a = objects.decky(&tag, &net, &decky_a, "mongodb");
     let collector = Running::start(&engine, &log, &bus);
     wait_for(&log, &decky_a, "startup", 1).await;
 
     // Two connections inside one rate-limit window: both raw, one parsed.
-    let first = connect(ip_a, 6379);
-    connect(ip_a, 6379);
+    let first = connect(ip_a, 27017);
+    connect(ip_a, 27017);
     let events = wait_for(&log, &decky_a, "connect", 2).await;
     let connects: Vec<&Event> = events
         .iter()
@@ -291,8 +291,8 @@ async fn collector_follows_decky_services_into_the_log_without_duplicates() {
         .find(|v| v["event_type"] == "connect")
         .expect("connect object");
     assert_eq!(connect_json["attacker_ip"], gateway.as_str());
-    assert_eq!(connect_json["service"], "redis");
-    assert_eq!(connect_json["fields"]["dst_port"], "6379");
+    assert_eq!(connect_json["service"], "mongodb");
+    assert_eq!(connect_json["fields"]["dst_port"], "27017");
     assert_eq!(connect_json["raw_line"], connects[0].raw.as_str());
     let published = published(&mut system_log, &decky_a);
     assert_eq!(published.len(), 2, "startup and one connect: {published:?}");
@@ -302,15 +302,15 @@ async fn collector_follows_decky_services_into_the_log_without_duplicates() {
     // A decky started after the collector is found through the events stream (the rescan
     // interval is far longer than this test).
     let decky_b = format!("decky-test-{pid}-b");
-    let ip_b = objects.decky(&tag, &net, &decky_b, "ftp");
+    let ip_b = objects.decky(&tag, &net, &decky_b, "mysql");
     wait_for(&log, &decky_b, "startup", 1).await;
 
     // A restarted collector goes on where it stopped: no line is written twice.
     let stats = collector.stop().await;
     assert!(stats.rate_limited >= 1, "{stats:?}");
     let collector = Running::start(&engine, &log, &bus);
-    connect(ip_a, 6379);
-    connect(ip_b, 21);
+    connect(ip_a, 27017);
+    connect(ip_b, 3306);
     let events_a = wait_for(&log, &decky_a, "connect", 3).await;
     let events_b = wait_for(&log, &decky_b, "connect", 1).await;
     collector.stop().await;
@@ -377,11 +377,11 @@ async fn a_decky_writing_another_deckys_hostname_is_stored_under_its_own() {
     // The victim is an honest decky; the forger's process writes the victim's name.
     let victim = format!("decky-forge-{pid}-victim");
     let forger = format!("decky-forge-{pid}-forger");
-    let ip_victim = objects.decky(&tag, &net, &victim, "redis");
-    let ip_forger = objects.decky_claiming(&tag, &net, &forger, &victim, "ftp");
+    let ip_victim = objects.decky(&tag, &net, &victim, "mongodb");
+    let ip_forger = objects.decky_claiming(&tag, &net, &forger, &victim, "mysql");
     let collector = Running::start(&engine, &log, &bus);
-    connect(ip_forger, 21);
-    connect(ip_victim, 6379);
+    connect(ip_forger, 3306);
+    connect(ip_victim, 27017);
     let forged = wait_for(&log, &forger, "connect", 1).await;
     let honest = wait_for(&log, &victim, "connect", 1).await;
     let stats = collector.stop().await;
@@ -393,7 +393,7 @@ async fn a_decky_writing_another_deckys_hostname_is_stored_under_its_own() {
     );
     for e in &forged {
         assert_eq!(
-            e.service, "ftp",
+            e.service, "mysql",
             "the victim's name carries none of the forger's lines"
         );
         assert_eq!(
@@ -418,7 +418,7 @@ async fn a_decky_writing_another_deckys_hostname_is_stored_under_its_own() {
     assert!(
         honest
             .iter()
-            .all(|e| e.service == "redis" && e.fields.get(CLAIMED_HOSTNAME).is_none()),
+            .all(|e| e.service == "mongodb" && e.fields.get(CLAIMED_HOSTNAME).is_none()),
         "{honest:?}"
     );
     assert_eq!(stats.mismatched, 2, "{stats:?}");
