@@ -6,7 +6,7 @@
 //! for completeness but is never a per-decky service, so it is not in
 //! [`deployable_names`].
 //!
-//! Services with a protocol emulation (`decnet decky`'s ftp, http, https, redis) are marked
+//! Services with a protocol emulation (`decnet decky`'s ftp, http, https, redis, smtp, smtp_relay) are marked
 //! `emulated`; the others are still stubs that accept TCP connections (and datagrams) on
 //! their ports and log `connect` events. The `stub` flag says which, and
 //! `decnet services` prints it.
@@ -151,19 +151,19 @@ pub static SERVICES: &[Service] = &[
     emulated(keys(svc("redis", "Redis server", &[6379]), persona::REDIS)),
     udp(svc("sip", "SIP VoIP endpoint", &[5060]), &[5060]),
     caps(svc("smb", "Windows file sharing (SMB2)", &[445]), NET_BIND),
-    keys(
+    emulated(keys(
         caps(svc("smtp", "SMTP mail server", &[25, 587]), NET_BIND),
         persona::SMTP,
-    ),
+    )),
     Service {
         fixed_env: &[
             ("SMTP_OPEN_RELAY", "1"),
             ("SMTP_SERVICE_NAME", "smtp_relay"),
         ],
-        ..keys(
+        ..emulated(keys(
             caps(svc("smtp_relay", "open SMTP relay", &[25, 587]), NET_BIND),
             persona::SMTP_RELAY,
-        )
+        ))
     },
     Service {
         singleton: true,

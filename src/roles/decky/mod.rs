@@ -10,7 +10,8 @@
 //!   derivation of every detail that must differ between deckies.
 //! - [`events`]: the event emitter and the universal credential shape.
 //! - [`conn`]: accept loop, concurrency cap, idle and total timeouts, capped lines.
-//! - one module per emulated service ([`ftp`], [`http`] for http and https, [`redis`]); every
+//! - one module per emulated service ([`ftp`], [`http`] for http and https, [`redis`],
+//!   [`smtp`] for smtp and smtp_relay); every
 //!   other catalogue service is still the connect-logging stand-in of [`stub`].
 //!
 //! The runtime is single-threaded on purpose: a fleet runs hundreds of these processes
@@ -33,6 +34,7 @@ pub mod ftp;
 pub mod http;
 pub mod persona;
 pub mod redis;
+pub mod smtp;
 mod stub;
 
 pub use events::{Credential, Emitter};
@@ -44,7 +46,10 @@ const EVENT_QUEUE: usize = 1024;
 /// Whether `name` has a protocol emulation here (the catalogue's `stub` flag says the
 /// same, and a test keeps the two in step); every other service is a stand-in.
 pub fn is_emulated(name: &str) -> bool {
-    matches!(name, "ftp" | "http" | "https" | "redis")
+    matches!(
+        name,
+        "ftp" | "http" | "https" | "redis" | "smtp" | "smtp_relay"
+    )
 }
 
 /// Why a decky process could not run.
@@ -118,6 +123,7 @@ pub fn setting_names(name: &str) -> Vec<&'static str> {
     names.extend(match name {
         "redis" => redis::EXTRA_SETTINGS,
         "ftp" => ftp::EXTRA_SETTINGS,
+        "smtp" | "smtp_relay" => smtp::EXTRA_SETTINGS,
         _ => &[],
     });
     names
@@ -214,6 +220,7 @@ pub async fn serve(
         "http" | "https" => Some(http::handler(&spec, emitter.clone())?),
         "redis" => Some(redis::handler(&spec, emitter.clone())),
         "ftp" => Some(ftp::handler(&spec, emitter.clone())),
+        "smtp" | "smtp_relay" => Some(smtp::handler(&spec, emitter.clone())),
         other => {
             debug_assert!(!is_emulated(other));
             None
