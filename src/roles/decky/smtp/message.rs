@@ -327,9 +327,7 @@ fn filename(block: &str) -> Option<String> {
     let lower = block.to_ascii_lowercase();
     let i = lower.find("filename=")? + "filename=".len();
     let rest = block[i..].trim_start_matches('"');
-    let end = rest
-        .find(|c: char| c == '"' || c == ';' || c == '\r' || c == '\n')
-        .unwrap_or(rest.len());
+    let end = rest.find(['"', ';', '\r', '\n']).unwrap_or(rest.len());
     Some(crate::roles::decky::events::cap_str(&rest[..end], MAX_HEADER).to_owned())
 }
 

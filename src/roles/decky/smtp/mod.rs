@@ -4,7 +4,7 @@
 //! at each distro's release, see [`flavor`]): the distro's banner, the EHLO list in
 //! smtpd's order with `message_size_limit` in `SIZE`, Postfix's reply codes, enhanced
 //! status codes and texts, its command-line limit (2,048 bytes, the rest of a longer line
-//! dropped), its error limits (after 10 errors each error reply waits a second, after 20
+//! dropped), its error limits (after 10 errors each reply line waits a second, after 20
 //! `421 … too many errors`), `421 4.4.2 … timeout exceeded` after 300 s of silence,
 //! and replies held back while pipelined commands are still buffered, flushed when the
 //! input runs dry, as smtpd does. HTTP verbs and header lines get Postfix's
@@ -263,9 +263,10 @@ fn is_header(token: &str) -> bool {
 }
 
 impl Session {
-    /// Queues a reply line; after the soft error limit an error reply waits first.
+    /// Queues a reply line; past the soft error limit every reply line waits first
+    /// ("sleep-on-anything", smtpd_chat.c).
     async fn reply(&mut self, text: &str) {
-        if self.errors >= SOFT_ERRORS && matches!(text.as_bytes().first(), Some(b'4' | b'5')) {
+        if self.errors >= SOFT_ERRORS {
             self.flush().await;
             tokio::time::sleep(ERROR_SLEEP).await;
         }
