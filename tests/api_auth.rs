@@ -35,7 +35,10 @@ async fn must_change_then_the_new_password_revokes_older_tokens() {
             .json(&json!({ "old_password": old, "new_password": new }))
     };
     let r = change("not the password", "a-new-password-1").send().await;
-    assert_eq!((r.status, r.detail().as_str()), (401, "Incorrect old password"));
+    assert_eq!(
+        (r.status, r.detail().as_str()),
+        (401, "Incorrect old password")
+    );
     let r = change(ADMIN_PASSWORD, "short").send().await;
     assert_eq!(r.status, 400, "{}", r.text);
     let r = change(ADMIN_PASSWORD, &"x".repeat(73)).send().await;
@@ -55,7 +58,10 @@ async fn must_change_then_the_new_password_revokes_older_tokens() {
 
     let r = m.login("admin", "a-new-password-1").await;
     assert_eq!(r.json()["must_change_password"], false);
-    let token = r.json()["access_token"].as_str().unwrap_or_default().to_owned();
+    let token = r.json()["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let r = m.req("GET", "/api/v1/stats").bearer(&token).send().await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
@@ -90,11 +96,19 @@ async fn bad_passwords_unknown_users_and_bad_tokens_are_401() {
             req = req.header("Authorization", a);
         }
         let r = req.send().await;
-        assert_eq!((r.status, r.detail().as_str()), (401, BAD_CREDENTIALS), "{auth:?}");
+        assert_eq!(
+            (r.status, r.detail().as_str()),
+            (401, BAD_CREDENTIALS),
+            "{auth:?}"
+        );
     }
 
     // Logout revokes exactly this token.
-    let r = m.req("POST", "/api/v1/auth/logout").bearer(&token).send().await;
+    let r = m
+        .req("POST", "/api/v1/auth/logout")
+        .bearer(&token)
+        .send()
+        .await;
     assert_eq!(r.json()["message"], "Logged out");
     let r = m.req("GET", "/api/v1/logs").bearer(&token).send().await;
     assert_eq!((r.status, r.detail().as_str()), (401, BAD_CREDENTIALS));
@@ -108,15 +122,20 @@ async fn viewers_cannot_administer_and_role_changes_revoke_tokens() {
     let m = Master::start(Setup::default()).await;
     let admin = m.admin().await;
     let create = |name: &str, role: &str| {
-        m.req("POST", "/api/v1/config/users").bearer(&admin).json(&json!({
-            "username": name, "password": "viewer-password-1", "role": role
-        }))
+        m.req("POST", "/api/v1/config/users")
+            .bearer(&admin)
+            .json(&json!({
+                "username": name, "password": "viewer-password-1", "role": role
+            }))
     };
     let r = create("vera", "viewer").send().await;
     assert_eq!(r.status, 200, "{}", r.text);
     let vera = r.json()["uuid"].as_str().unwrap_or_default().to_owned();
     let r = create("vera", "viewer").send().await;
-    assert_eq!((r.status, r.detail().as_str()), (409, "Username already exists"));
+    assert_eq!(
+        (r.status, r.detail().as_str()),
+        (409, "Username already exists")
+    );
     assert_eq!(create("bob", "root").send().await.status, 422);
     assert_eq!(create("", "viewer").send().await.status, 400);
 
@@ -144,14 +163,39 @@ async fn viewers_cannot_administer_and_role_changes_revoke_tokens() {
     assert!(!r.text.contains("argon2"), "hashes never leave the store");
 
     for (method, path, body) in [
-        ("POST", "/api/v1/config/users".to_owned(), json!({"username": "x", "password": "xxxxxxxxxxxxxx", "role": "admin"})),
-        ("PUT", format!("/api/v1/config/users/{vera}/role"), json!({"role": "admin"})),
-        ("PUT", "/api/v1/config/deployment-limit".to_owned(), json!({"deployment_limit": 5})),
+        (
+            "POST",
+            "/api/v1/config/users".to_owned(),
+            json!({"username": "x", "password": "xxxxxxxxxxxxxx", "role": "admin"}),
+        ),
+        (
+            "PUT",
+            format!("/api/v1/config/users/{vera}/role"),
+            json!({"role": "admin"}),
+        ),
+        (
+            "PUT",
+            "/api/v1/config/deployment-limit".to_owned(),
+            json!({"deployment_limit": 5}),
+        ),
     ] {
-        let r = m.req(method, &path).bearer(&viewer).json(&body).send().await;
-        assert_eq!((r.status, r.detail().as_str()), (403, "Insufficient permissions"), "{path}");
+        let r = m
+            .req(method, &path)
+            .bearer(&viewer)
+            .json(&body)
+            .send()
+            .await;
+        assert_eq!(
+            (r.status, r.detail().as_str()),
+            (403, "Insufficient permissions"),
+            "{path}"
+        );
     }
-    let r = m.req("DELETE", &format!("/api/v1/config/users/{vera}")).bearer(&viewer).send().await;
+    let r = m
+        .req("DELETE", &format!("/api/v1/config/users/{vera}"))
+        .bearer(&viewer)
+        .send()
+        .await;
     assert_eq!(r.status, 403);
 
     // Admin-only guards on oneself, and unknown accounts.
@@ -161,16 +205,30 @@ async fn viewers_cannot_administer_and_role_changes_revoke_tokens() {
         .and_then(|u| u["uuid"].as_str())
         .unwrap_or_default()
         .to_owned();
-    let r = m.req("DELETE", &format!("/api/v1/config/users/{me}")).bearer(&admin).send().await;
-    assert_eq!((r.status, r.detail().as_str()), (403, "Cannot delete your own account"));
+    let r = m
+        .req("DELETE", &format!("/api/v1/config/users/{me}"))
+        .bearer(&admin)
+        .send()
+        .await;
+    assert_eq!(
+        (r.status, r.detail().as_str()),
+        (403, "Cannot delete your own account")
+    );
     let r = m
         .req("PUT", &format!("/api/v1/config/users/{me}/role"))
         .bearer(&admin)
         .json(&json!({"role": "viewer"}))
         .send()
         .await;
-    assert_eq!((r.status, r.detail().as_str()), (403, "Cannot change your own role"));
-    let r = m.req("DELETE", "/api/v1/config/users/nope").bearer(&admin).send().await;
+    assert_eq!(
+        (r.status, r.detail().as_str()),
+        (403, "Cannot change your own role")
+    );
+    let r = m
+        .req("DELETE", "/api/v1/config/users/nope")
+        .bearer(&admin)
+        .send()
+        .await;
     assert_eq!(r.status, 404);
 
     // Promoting vera kills her viewer token.
@@ -184,15 +242,26 @@ async fn viewers_cannot_administer_and_role_changes_revoke_tokens() {
     let r = m.req("GET", "/api/v1/stats").bearer(&viewer).send().await;
     assert_eq!((r.status, r.detail().as_str()), (401, BAD_CREDENTIALS));
     let promoted = m.token("vera", "vera-own-password").await;
-    let r = m.req("PUT", "/api/v1/config/deployment-limit").bearer(&promoted)
-        .json(&json!({"deployment_limit": 25})).send().await;
+    let r = m
+        .req("PUT", "/api/v1/config/deployment-limit")
+        .bearer(&promoted)
+        .json(&json!({"deployment_limit": 25}))
+        .send()
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let r = m.req("GET", "/api/v1/config").bearer(&promoted).send().await;
+    let r = m
+        .req("GET", "/api/v1/config")
+        .bearer(&promoted)
+        .send()
+        .await;
     assert_eq!(r.json()["deployment_limit"], 25);
 
     // A reset password must be changed again.
     let r = m
-        .req("PUT", &format!("/api/v1/config/users/{vera}/reset-password"))
+        .req(
+            "PUT",
+            &format!("/api/v1/config/users/{vera}/reset-password"),
+        )
         .bearer(&admin)
         .json(&json!({"new_password": "reset-password-99"}))
         .send()
@@ -200,7 +269,11 @@ async fn viewers_cannot_administer_and_role_changes_revoke_tokens() {
     assert_eq!(r.status, 200, "{}", r.text);
     let r = m.login("vera", "reset-password-99").await;
     assert_eq!(r.json()["must_change_password"], true);
-    let r = m.req("DELETE", &format!("/api/v1/config/users/{vera}")).bearer(&admin).send().await;
+    let r = m
+        .req("DELETE", &format!("/api/v1/config/users/{vera}"))
+        .bearer(&admin)
+        .send()
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(m.login("vera", "reset-password-99").await.status, 401);
 }
@@ -231,12 +304,22 @@ async fn logins_are_limited_per_address_and_per_username() {
     assert_eq!(login("127.0.0.3", "someone").send().await.status, 401);
     // Unparsable bodies share one bucket, whatever address they come from.
     for i in 0..10 {
-        let r = m.req("POST", "/api/v1/auth/login").from_ip(&format!("127.0.1.{i}"))
-            .header("Content-Type", "application/json").raw(b"{not json").send().await;
+        let r = m
+            .req("POST", "/api/v1/auth/login")
+            .from_ip(&format!("127.0.1.{i}"))
+            .header("Content-Type", "application/json")
+            .raw(b"{not json")
+            .send()
+            .await;
         assert_eq!(r.status, 400, "{}", r.text);
     }
-    let r = m.req("POST", "/api/v1/auth/login").from_ip("127.0.2.1")
-        .header("Content-Type", "application/json").raw(b"[]").send().await;
+    let r = m
+        .req("POST", "/api/v1/auth/login")
+        .from_ip("127.0.2.1")
+        .header("Content-Type", "application/json")
+        .raw(b"[]")
+        .send()
+        .await;
     assert_eq!(r.status, 429, "{}", r.text);
 }
 
@@ -245,7 +328,11 @@ async fn the_limiter_can_be_disabled() {
     if !have_curl() {
         return;
     }
-    let m = Master::start(Setup { limiter: false, ..Setup::default() }).await;
+    let m = Master::start(Setup {
+        limiter: false,
+        ..Setup::default()
+    })
+    .await;
     for _ in 0..12 {
         assert_eq!(m.login("admin", "wrong-password").await.status, 401);
     }

@@ -18,15 +18,25 @@ async fn bodies_must_be_json_and_well_formed() {
     let m = Master::start(Setup::default()).await;
     let login = || m.req("POST", "/api/v1/auth/login");
     let body = br#"{"username":"admin","password":"x"}"#;
-    for ct in [None, Some("text/plain"), Some("application/x-www-form-urlencoded")] {
+    for ct in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
         let mut r = login();
         if let Some(ct) = ct {
             r = r.header("Content-Type", ct);
         }
         let r = r.raw(body).send().await;
         assert_eq!(r.status, 415, "{ct:?}");
-        assert_eq!(r.text, "Unsupported Media Type — Content-Type must be application/json");
-        assert!(r.header("content-type").is_some_and(|c| c.starts_with("text/plain")));
+        assert_eq!(
+            r.text,
+            "Unsupported Media Type — Content-Type must be application/json"
+        );
+        assert!(
+            r.header("content-type")
+                .is_some_and(|c| c.starts_with("text/plain"))
+        );
     }
     let r = login()
         .header("Content-Type", "application/json; charset=utf-8")
@@ -41,11 +51,24 @@ async fn bodies_must_be_json_and_well_formed() {
         br#"{"username":1,"password":"x"}"#,
         br#"{"username":"admin","password":"x","extra":true}"#,
     ] {
-        let r = login().header("Content-Type", "application/json").raw(bad).send().await;
-        assert_eq!((r.status, r.detail().as_str()), (400, SCHEMA), "{}", String::from_utf8_lossy(bad));
+        let r = login()
+            .header("Content-Type", "application/json")
+            .raw(bad)
+            .send()
+            .await;
+        assert_eq!(
+            (r.status, r.detail().as_str()),
+            (400, SCHEMA),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
     }
     let big = format!(r#"{{"username":"{}","password":"x"}}"#, "a".repeat(70_000));
-    let r = login().header("Content-Type", "application/json").raw(big.as_bytes()).send().await;
+    let r = login()
+        .header("Content-Type", "application/json")
+        .raw(big.as_bytes())
+        .send()
+        .await;
     assert!(r.status == 413 || r.status == 400, "{}", r.status);
 
     let t = m.admin().await;
@@ -57,7 +80,12 @@ async fn bodies_must_be_json_and_well_formed() {
         .send()
         .await;
     assert_eq!(r.status, 415);
-    for (value, code) in [(json!("0m"), 422), (json!("1h"), 422), (json!(5), 400), (json!("90m"), 200)] {
+    for (value, code) in [
+        (json!("0m"), 422),
+        (json!("1h"), 422),
+        (json!(5), 400),
+        (json!("90m"), 200),
+    ] {
         let r = m
             .req("PUT", "/api/v1/config/global-mutation-interval")
             .bearer(&t)
@@ -78,7 +106,11 @@ async fn unknown_routes_methods_and_cors() {
     assert_eq!((r.status, r.detail().as_str()), (404, "Not Found"));
     let r = m.req("DELETE", "/api/v1/stats").send().await;
     assert_eq!((r.status, r.detail().as_str()), (405, "Method Not Allowed"));
-    assert_eq!(m.req("GET", "/openapi.json").send().await.status, 404, "developer mode only");
+    assert_eq!(
+        m.req("GET", "/openapi.json").send().await.status,
+        404,
+        "developer mode only"
+    );
 
     let preflight = |origin: &str| {
         m.req("OPTIONS", "/api/v1/logs")
@@ -89,15 +121,26 @@ async fn unknown_routes_methods_and_cors() {
     let r = preflight(ORIGIN).send().await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("access-control-allow-origin"), Some(ORIGIN));
-    assert!(r.header("access-control-allow-headers").is_some_and(|h| h.contains("Authorization")));
+    assert!(
+        r.header("access-control-allow-headers")
+            .is_some_and(|h| h.contains("Authorization"))
+    );
     assert_eq!(r.header("access-control-allow-credentials"), None);
     let r = preflight("http://evil.example").send().await;
     assert_eq!(r.status, 400);
     assert_eq!(r.header("access-control-allow-origin"), None);
-    let r = m.req("GET", "/api/v1/stats").header("Origin", ORIGIN).send().await;
+    let r = m
+        .req("GET", "/api/v1/stats")
+        .header("Origin", ORIGIN)
+        .send()
+        .await;
     assert_eq!(r.status, 401);
     assert_eq!(r.header("access-control-allow-origin"), Some(ORIGIN));
-    let r = m.req("GET", "/api/v1/stats").header("Origin", "http://evil.example").send().await;
+    let r = m
+        .req("GET", "/api/v1/stats")
+        .header("Origin", "http://evil.example")
+        .send()
+        .await;
     assert_eq!(r.header("access-control-allow-origin"), None);
 }
 
@@ -142,12 +185,33 @@ impl Rng {
             1 => json!(self.next() % 2 == 0),
             2 => json!(self.next() as i64),
             3 => json!(-((self.next() % 1000) as i64)),
-            4 => json!(self.pick(&["", "admin", "viewer", "30m", "a-long-enough-password", "é", "\u{0}", "' OR 1=1 --"])),
+            4 => json!(self.pick(&[
+                "",
+                "admin",
+                "viewer",
+                "30m",
+                "a-long-enough-password",
+                "é",
+                "\u{0}",
+                "' OR 1=1 --"
+            ])),
             5 => json!("x".repeat((self.next() % 100) as usize)),
-            6 => Value::Array((0..self.next() % 3).map(|_| self.value(depth + 1)).collect()),
+            6 => Value::Array(
+                (0..self.next() % 3)
+                    .map(|_| self.value(depth + 1))
+                    .collect(),
+            ),
             _ => {
-                let keys = ["username", "password", "role", "old_password", "new_password",
-                    "deployment_limit", "global_mutation_interval", "extra"];
+                let keys = [
+                    "username",
+                    "password",
+                    "role",
+                    "old_password",
+                    "new_password",
+                    "deployment_limit",
+                    "global_mutation_interval",
+                    "extra",
+                ];
                 let mut map = serde_json::Map::new();
                 for _ in 0..self.next() % 4 {
                     map.insert(self.pick(&keys).to_owned(), self.value(depth + 1));
@@ -158,10 +222,29 @@ impl Rng {
     }
 
     fn param(&mut self) -> String {
-        let raw = self.pick(&["", "0", "-1", "1", "50", "1001", "2147483648", "abc", "null",
-            "2026-03-04", "2026-99-99T99:99", "decky:x service:y", "\"unclosed", "%00", "%FF%FE",
-            "x:y:z", "' OR 1=1 --", "999999999999999999999999"]);
-        raw.replace(' ', "%20").replace('"', "%22").replace('\'', "%27")
+        let raw = self.pick(&[
+            "",
+            "0",
+            "-1",
+            "1",
+            "50",
+            "1001",
+            "2147483648",
+            "abc",
+            "null",
+            "2026-03-04",
+            "2026-99-99T99:99",
+            "decky:x service:y",
+            "\"unclosed",
+            "%00",
+            "%FF%FE",
+            "x:y:z",
+            "' OR 1=1 --",
+            "999999999999999999999999",
+        ]);
+        raw.replace(' ', "%20")
+            .replace('"', "%22")
+            .replace('\'', "%27")
     }
 }
 
@@ -170,9 +253,14 @@ async fn random_requests_to_every_documented_route_never_get_a_5xx() {
     if !have_curl() {
         return;
     }
-    let m = Master::start(Setup { limiter: false, developer: true }).await;
+    let m = Master::start(Setup {
+        limiter: false,
+        developer: true,
+    })
+    .await;
     m.write_lines(&[
-        "<134>1 2026-03-04T10:00:00Z web-1 http - request [relay@55555 src_ip=\"203.0.113.5\"] x".to_owned(),
+        "<134>1 2026-03-04T10:00:00Z web-1 http - request [relay@55555 src_ip=\"203.0.113.5\"] x"
+            .to_owned(),
     ])
     .await;
     let admin = m.admin().await;
@@ -195,13 +283,21 @@ async fn random_requests_to_every_documented_route_never_get_a_5xx() {
                 })
                 .unwrap_or_default();
             for round in 0..12 {
-                let concrete = path.replace("{uuid}", rng.pick(&["nope", "%2e%2e", "00000000-0000-4000-8000-000000000000"]));
-                let query: Vec<String> = params
-                    .iter()
-                    .filter(|_| rng.next() % 2 == 0)
-                    .map(|p| format!("{p}={}", rng.param()))
-                    .collect();
-                let url = if query.is_empty() { concrete } else { format!("{concrete}?{}", query.join("&")) };
+                let concrete = path.replace(
+                    "{uuid}",
+                    rng.pick(&["nope", "%2e%2e", "00000000-0000-4000-8000-000000000000"]),
+                );
+                let mut query = Vec::new();
+                for p in &params {
+                    if rng.next() % 2 == 0 {
+                        query.push(format!("{p}={}", rng.param()));
+                    }
+                }
+                let url = if query.is_empty() {
+                    concrete
+                } else {
+                    format!("{concrete}?{}", query.join("&"))
+                };
                 let mut req = m.req(&method.to_uppercase(), &url);
                 if round % 4 != 3 {
                     req = req.bearer(&admin);
@@ -214,13 +310,22 @@ async fn random_requests_to_every_documented_route_never_get_a_5xx() {
                 if method != "get" && method != "delete" {
                     req = match round % 3 {
                         0 => req.json(&body),
-                        1 => req.header("Content-Type", "application/json").raw(b"{\"unterminated"),
-                        _ => req.header("Content-Type", "application/json").raw(body.to_string().as_bytes()),
+                        1 => req
+                            .header("Content-Type", "application/json")
+                            .raw(b"{\"unterminated"),
+                        _ => req
+                            .header("Content-Type", "application/json")
+                            .raw(body.to_string().as_bytes()),
                     };
                 }
                 let r = req.send().await;
                 let allowed_503 = path.ends_with("/health") && r.status == 503;
-                assert!(r.status < 500 || allowed_503, "{method} {url}: {} {}", r.status, r.text);
+                assert!(
+                    r.status < 500 || allowed_503,
+                    "{method} {url}: {} {}",
+                    r.status,
+                    r.text
+                );
                 assert!(r.status != 0, "{method} {url}: no response");
                 checked += 1;
             }
@@ -228,5 +333,12 @@ async fn random_requests_to_every_documented_route_never_get_a_5xx() {
     }
     assert!(checked > 100, "{checked}");
     // The admin still works after all that.
-    assert_eq!(m.req("GET", "/api/v1/stats").bearer(&admin).send().await.status, 200);
+    assert_eq!(
+        m.req("GET", "/api/v1/stats")
+            .bearer(&admin)
+            .send()
+            .await
+            .status,
+        200
+    );
 }

@@ -36,9 +36,11 @@ pub fn run(args: MasterArgs, config: &Config) -> anyhow::Result<()> {
     }
     let ip: IpAddr = match config.api.host.as_str() {
         "localhost" => IpAddr::from([127, 0, 0, 1]),
-        h => h.trim_start_matches('[').trim_end_matches(']').parse().map_err(|_| {
-            CliError::BadArguments(format!("API host {h:?} is not an IP address"))
-        })?,
+        h => h
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| CliError::BadArguments(format!("API host {h:?} is not an IP address")))?,
     };
     let addr = SocketAddr::new(ip, args.port.unwrap_or(config.ports.api));
     let db = args.db.unwrap_or_else(|| config.db_path.clone());

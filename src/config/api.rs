@@ -99,9 +99,10 @@ pub(super) fn parse<S: Source>(r: &mut Reader<'_, S>) -> Result<ApiConfig, Confi
             .map(str::to_owned)
             .collect()
     });
-    let cors_shown = cors_origins
-        .as_ref()
-        .map_or_else(|| "(the dashboard's origin)".to_owned(), |o: &Vec<String>| o.join(","));
+    let cors_shown = cors_origins.as_ref().map_or_else(
+        || "(the dashboard's origin)".to_owned(),
+        |o: &Vec<String>| o.join(","),
+    );
     r.record(CORS_ORIGINS, cors_shown, cors_origins.is_some());
     let mode = r.text_or(MODE, "master").trim().to_ascii_lowercase();
     if mode != "master" && mode != "agent" {

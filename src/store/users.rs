@@ -309,7 +309,10 @@ mod tests {
         assert!(store.create_user(&user("u1", "alice", false))?);
         assert!(!store.create_user(&user("u2", "alice", false))?);
         let reader = store.reader()?;
-        assert_eq!(reader.user_by_name("alice")?, Some(user("u1", "alice", false)));
+        assert_eq!(
+            reader.user_by_name("alice")?,
+            Some(user("u1", "alice", false))
+        );
         assert!(store.set_role("u1", Role::Viewer, 42)?);
         let got = reader.user_by_uuid("u1")?.ok_or(Error::WriterClosed)?;
         assert_eq!((got.role, got.tokens_valid_from_ms), (Role::Viewer, 42));
@@ -323,7 +326,10 @@ mod tests {
     fn the_seeded_admin_is_resynced_only_until_it_chose_a_password() -> Result<()> {
         let dir = tempfile::tempdir().map_err(|e| Error::Corrupt(e.to_string()))?;
         let store = Store::open(dir.path().join("d.db"), Options::default())?;
-        assert_eq!(store.seed_admin(&user("a", "admin", true))?, Seeded::Created);
+        assert_eq!(
+            store.seed_admin(&user("a", "admin", true))?,
+            Seeded::Created
+        );
         let mut again = user("other", "admin", true);
         again.password_hash = "h2".into();
         assert_eq!(store.seed_admin(&again)?, Seeded::Resynced);

@@ -80,7 +80,9 @@ impl Master {
                 docker_host: Some("unix:///nonexistent/docker.sock".into()),
             },
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let stop = CancellationToken::new();
         tokio::spawn(master::serve(listener, AppState::new(config), stop.clone()));
@@ -198,9 +200,22 @@ impl Req {
     /// Sends it with curl.
     pub async fn send(self) -> Resp {
         let mut cmd = tokio::process::Command::new("curl");
-        cmd.args(["-sS", "-i", "--max-time", "20", "-H", "Expect:", "-X", &self.method]);
+        cmd.args([
+            "-sS",
+            "-i",
+            "--max-time",
+            "20",
+            "-H",
+            "Expect:",
+            "-X",
+            &self.method,
+        ]);
         // curl adds a form Content-Type to -d bodies unless told otherwise.
-        if !self.headers.iter().any(|h| h.to_ascii_lowercase().starts_with("content-type")) {
+        if !self
+            .headers
+            .iter()
+            .any(|h| h.to_ascii_lowercase().starts_with("content-type"))
+        {
             cmd.args(["-H", "Content-Type:"]);
         }
         if let Some(ip) = &self.source {
@@ -223,7 +238,11 @@ impl Req {
             .expect("write body");
         drop(stdin);
         let out = child.wait_with_output().await.expect("curl");
-        assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "curl failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Resp::parse(&out.stdout)
     }
 }
@@ -268,7 +287,10 @@ impl Resp {
 
     /// The `detail` of an error body.
     pub fn detail(&self) -> String {
-        self.json()["detail"].as_str().unwrap_or_default().to_owned()
+        self.json()["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// The value of header `name`.

@@ -157,7 +157,10 @@ pub fn check_secret(
     if api.testing {
         return Ok(());
     }
-    if WELL_KNOWN.iter().any(|w| w.eq_ignore_ascii_case(value.trim())) {
+    if WELL_KNOWN
+        .iter()
+        .any(|w| w.eq_ignore_ascii_case(value.trim()))
+    {
         return Err(Error::WeakSecret {
             key,
             reason: "it is a well-known default".into(),

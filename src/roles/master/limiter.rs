@@ -61,7 +61,8 @@ impl Limiter {
         }
         if slot.1 >= self.max {
             let left = window.saturating_sub(now.duration_since(slot.0));
-            return Err(left.as_secs() + 1);
+            let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+            return Err(secs.max(1));
         }
         slot.1 += 1;
         Ok(())

@@ -122,11 +122,17 @@ fn api_routes() -> Router<AppState> {
         .route("/logs/histogram", get(logs::histogram))
         .route("/config", get(config::get_config))
         .route("/config/deployment-limit", put(config::put_limit))
-        .route("/config/global-mutation-interval", put(config::put_interval))
+        .route(
+            "/config/global-mutation-interval",
+            put(config::put_interval),
+        )
         .route("/config/users", post(users::create))
         .route("/config/users/{uuid}", delete(users::delete))
         .route("/config/users/{uuid}/role", put(users::set_role))
-        .route("/config/users/{uuid}/reset-password", put(users::reset_password))
+        .route(
+            "/config/users/{uuid}/reset-password",
+            put(users::reset_password),
+        )
         .method_not_allowed_fallback(error::method_not_allowed)
 }
 
@@ -143,7 +149,10 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(http::content_type))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), http::cors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http::cors,
+        ))
         .with_state(state)
 }
 

@@ -5,8 +5,8 @@
 //! Parameters are argon2's defaults, the OWASP minimum for argon2id (19 MiB, 2 passes,
 //! 1 lane). The input limit of 72 UTF-8 bytes is kept from the original's bcrypt so
 //! that accounts move between the two unchanged.
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
 /// Longest password accepted, in UTF-8 bytes.
 pub const MAX_BYTES: usize = 72;
@@ -15,8 +15,7 @@ pub const MIN_CHARS: usize = 12;
 
 /// A fixed hash verified against when the user does not exist, so a login for an
 /// unknown name costs what one for a known name costs (no user enumeration by timing).
-pub const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$ZGVjbmV0LWR1bW15LXNhbHQ$Q3pr0T3LkQ0G6oO0PgO8eT2q3n8cJm8n2h1b7b1b9Zs";
+pub const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$ZGVjbmV0LWR1bW15LXNhbHQ$Q3pr0T3LkQ0G6oO0PgO8eT2q3n8cJm8n2h1b7b1b9Zs";
 
 /// Hashes `password` with a fresh random salt, as a PHC string.
 pub fn hash(password: &str) -> Result<String, String> {

@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{Session, check_new_password, check_password_bytes, hash_password, now_ms};
+use crate::roles::master::Message;
 use crate::roles::master::error::{ApiError, Body, Detail, RawBody};
 use crate::roles::master::state::AppState;
-use crate::roles::master::Message;
 
 /// The login failure text.
 const BAD_LOGIN: &str = "Incorrect username or password";

@@ -141,9 +141,12 @@ pub async fn put_interval(
     if !valid_interval(&req.global_mutation_interval) {
         return Err(ApiError::invalid());
     }
-    let value = serde_json::json!({ "global_mutation_interval": req.global_mutation_interval })
-        .to_string();
-    state.db.write(move |s| s.put_state(GLOBALS, &value)).await?;
+    let value =
+        serde_json::json!({ "global_mutation_interval": req.global_mutation_interval }).to_string();
+    state
+        .db
+        .write(move |s| s.put_state(GLOBALS, &value))
+        .await?;
     Ok(Json(Message::new("Global mutation interval updated")))
 }
 

@@ -164,7 +164,10 @@ fn filter(
     end: Option<String>,
 ) -> Result<LogFilter, ApiError> {
     let search = present(search);
-    if search.as_ref().is_some_and(|s| s.chars().count() > MAX_SEARCH) {
+    if search
+        .as_ref()
+        .is_some_and(|s| s.chars().count() > MAX_SEARCH)
+    {
         return Err(ApiError::invalid());
     }
     LogFilter::parse(
@@ -272,11 +275,7 @@ pub async fn histogram(
         )
     };
     let buckets = if filter.is_empty() && interval == 15 {
-        state
-            .caches
-            .histogram
-            .get_or_load(|| load(filter))
-            .await?
+        state.caches.histogram.get_or_load(|| load(filter)).await?
     } else {
         load(filter).await?
     };

@@ -94,8 +94,7 @@ pub async fn create(
     if req.username.is_empty() {
         return Err(ApiError::schema());
     }
-    if req.username.chars().count() > MAX_USERNAME || req.username.chars().any(char::is_control)
-    {
+    if req.username.chars().count() > MAX_USERNAME || req.username.chars().any(char::is_control) {
         return Err(ApiError::invalid());
     }
     let role = role(&req.role)?;
@@ -158,7 +157,11 @@ pub async fn set_role(
         return Err(ApiError::Forbidden("Cannot change your own role"));
     }
     let now = now_ms();
-    if !state.db.write(move |s| s.set_role(&uuid, role, now)).await? {
+    if !state
+        .db
+        .write(move |s| s.set_role(&uuid, role, now))
+        .await?
+    {
         return Err(not_found());
     }
     state.auth.invalidate_users();
@@ -194,4 +197,3 @@ pub async fn reset_password(
     state.auth.invalidate_users();
     Ok(Json(Message::new("Password reset successfully")))
 }
-
