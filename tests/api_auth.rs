@@ -296,7 +296,7 @@ async fn logins_are_limited_per_address_and_per_username() {
     // From other addresses the per-username bucket of `admin` is already full...
     let login = |ip: &str, user: &str| {
         m.req("POST", "/api/v1/auth/login")
-            .from_ip(ip)
+            .source_ip(ip)
             .json(&json!({ "username": user, "password": "whatever-it-is" }))
     };
     assert_eq!(login("127.0.0.2", "admin").send().await.status, 429);
@@ -306,7 +306,7 @@ async fn logins_are_limited_per_address_and_per_username() {
     for i in 0..10 {
         let r = m
             .req("POST", "/api/v1/auth/login")
-            .from_ip(&format!("127.0.1.{i}"))
+            .source_ip(&format!("127.0.1.{i}"))
             .header("Content-Type", "application/json")
             .raw(b"{not json")
             .send()
@@ -315,7 +315,7 @@ async fn logins_are_limited_per_address_and_per_username() {
     }
     let r = m
         .req("POST", "/api/v1/auth/login")
-        .from_ip("127.0.2.1")
+        .source_ip("127.0.2.1")
         .header("Content-Type", "application/json")
         .raw(b"[]")
         .send()

@@ -182,7 +182,7 @@ impl Rng {
     fn value(&mut self, depth: u32) -> Value {
         match self.next() % if depth > 2 { 6 } else { 8 } {
             0 => Value::Null,
-            1 => json!(self.next() % 2 == 0),
+            1 => json!(self.next().is_multiple_of(2)),
             2 => json!(self.next() as i64),
             3 => json!(-((self.next() % 1000) as i64)),
             4 => json!(self.pick(&[
@@ -289,7 +289,7 @@ async fn random_requests_to_every_documented_route_never_get_a_5xx() {
                 );
                 let mut query = Vec::new();
                 for p in &params {
-                    if rng.next() % 2 == 0 {
+                    if rng.next().is_multiple_of(2) {
                         query.push(format!("{p}={}", rng.param()));
                     }
                 }

@@ -175,7 +175,7 @@ impl Req {
     }
 
     /// Sends from loopback address `ip` (any of 127.0.0.0/8), as another client would.
-    pub fn from_ip(mut self, ip: &str) -> Self {
+    pub fn source_ip(mut self, ip: &str) -> Self {
         self.source = Some(ip.into());
         self
     }
