@@ -13,6 +13,7 @@ mod forwarder;
 mod links;
 mod listener;
 mod logs;
+mod master;
 mod output;
 mod pki;
 mod status;
@@ -81,7 +82,7 @@ struct Pending {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the master: REST API, dashboard, swarm controller, log listener, ingester.
-    Master(Pending),
+    Master(master::MasterArgs),
     /// Run a worker agent: the mTLS API the master drives to deploy deckies.
     Agent(Pending),
     /// Run the updater: installs releases pushed by the master, rolls back on failure.
@@ -203,6 +204,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<()> {
     // Each arm locks stdout itself: roles like `decky` write to it from other tasks.
     let out = || Stdout(io::stdout().lock());
     match cli.command {
+        Command::Master(args) => master::run(args, &config),
         Command::Decky(args) => decky::run(args, &config),
         Command::Collect(args) => collect::run(args, &config),
         Command::Pki(args) => pki::run(args, &config, &mut out()),

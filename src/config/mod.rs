@@ -164,6 +164,11 @@ pub enum LogFormat {
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a secret that did not come from the environment (a generated key).
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
     /// The secret itself, for the one place that sends it.
     pub fn expose(&self) -> &str {
         &self.0
@@ -269,6 +274,8 @@ pub struct Config {
     pub listener_host: String,
     /// Service ports.
     pub ports: Ports,
+    /// The master REST API.
+    pub api: ApiConfig,
     /// The host-local service bus.
     pub bus: BusConfig,
     /// The log collector.
@@ -326,6 +333,7 @@ impl Config {
     }
 }
 
+mod api;
 mod pin;
 
 /// The values of the variables `names` that are set and not blank, as a service reads
@@ -346,6 +354,10 @@ pub fn service_env<S: Source>(
 
 mod reader;
 
+pub use api::{
+    ADMIN_PASSWORD, ADMIN_USER, API_HOST, ApiConfig, CORS_ORIGINS, DEVELOPER, DISALLOW_MASTER,
+    JWT_EXP_MINUTES, JWT_SECRET, LIMITER_ENABLED, MODE, SSE_MAX_PER_USER, TESTING, WEB_HOST,
+};
 pub use pin::{PinOrigin, master_pin};
 use reader::Reader;
 pub use reader::parse_bool;
@@ -375,6 +387,7 @@ pub fn parse<S: Source>(src: &S) -> Result<Config, ConfigError> {
         api: r.port(API_PORT, 8000)?,
         web: r.port(WEB_PORT, 8080)?,
     };
+    let api = api::parse(&mut r)?;
     let bus_type = r.text_or(BUS_TYPE, "unix").trim().to_ascii_lowercase();
     let bus = BusConfig {
         socket: r.path(BUS_SOCKET, run_dir.join("bus.sock"))?,
@@ -477,6 +490,7 @@ pub fn parse<S: Source>(src: &S) -> Result<Config, ConfigError> {
         agent_dir,
         listener_host,
         ports,
+        api,
         bus,
         collector,
         master_host,

@@ -10,3 +10,4 @@ pub mod collector;
 pub mod decky;
 pub mod forwarder;
 pub mod listener;
+pub mod master;

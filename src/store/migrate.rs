@@ -74,8 +74,40 @@ DROP INDEX IF EXISTS logs_service;
 DROP INDEX IF EXISTS logs_event_type;
 ";
 
+/// Version 3: the master API's accounts (engine.md §7.1) and its key/value `state`
+/// (§3.6).
+///
+/// `tokens_valid_from` is in milliseconds since the epoch: a token whose `iat` is older is
+/// dead (password or role changed). `revoked_tokens` holds logged-out token ids until
+/// their expiry (seconds), after which the token is dead anyway and the row is pruned.
+const V3: &str = "
+CREATE TABLE users (
+    uuid                 TEXT PRIMARY KEY,
+    username             TEXT NOT NULL UNIQUE,
+    password_hash        TEXT NOT NULL,
+    role                 TEXT NOT NULL,
+    must_change_password INTEGER NOT NULL,
+    tokens_valid_from    INTEGER NOT NULL,
+    created_at           TEXT NOT NULL,
+    updated_at           TEXT NOT NULL
+);
+
+CREATE TABLE revoked_tokens (
+    jti        TEXT PRIMARY KEY,
+    user_uuid  TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked_at TEXT NOT NULL
+);
+CREATE INDEX revoked_tokens_expires_at ON revoked_tokens (expires_at);
+
+CREATE TABLE state (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+";
+
 /// Every migration, in order; index `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Applies the migrations `conn`'s database has not seen yet.
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {

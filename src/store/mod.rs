@@ -22,6 +22,8 @@
 //! - **Private files.** The database (and so its `-wal` and `-shm`) is created 0600 and
 //!   missing directories 0700: it holds attacker data and captured credentials.
 //!
+//! - **The master API's reads and accounts**: the search grammar, pages and histogram
+//!   of `logs` ([`LogFilter`]), and `users` / `revoked_tokens` / `state` ([`User`]).
 //! - **The forwarder's positions** live in a small database of their own on the worker
 //!   ([`Offsets`], `forwarder.db`), not in this schema.
 //!
@@ -30,6 +32,8 @@
 mod logs;
 mod migrate;
 mod offsets;
+mod search;
+mod users;
 mod workers;
 mod writer;
 
@@ -48,6 +52,8 @@ use time::{OffsetDateTime, UtcOffset};
 pub use logs::{LogRecord, StoredLog, Watermark};
 pub use migrate::SCHEMA_VERSION;
 pub use offsets::{Offsets, Position};
+pub use search::{Bucket, FilterError, LogCounts, LogFilter, LogRow, parse_time};
+pub use users::{Role, Seeded, User};
 pub use writer::{Committed, Writer};
 
 /// Why a store operation failed.

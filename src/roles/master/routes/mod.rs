@@ -1,0 +1,5 @@
+//! The route handlers, one file per route group of engine.md §7.2.
+pub mod config;
+pub mod health;
+pub mod logs;
+pub mod users;

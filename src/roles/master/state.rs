@@ -1,0 +1,102 @@
+//! [`AppState`]: what every handler shares. Later parts of the master (ingestion, the
+//! live stream and its tickets, the fleet routes) add their fields here and their routes
+//! to [`super::router`]; nothing else needs to change.
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::auth::Auth;
+use super::cache::Cached;
+use super::db::Db;
+use super::health::Health;
+use super::routes::logs::{Histogram, Stats};
+use crate::config::Secret;
+use crate::store::Store;
+
+/// How the master API behaves once started; validated by [`super::bootstrap`].
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Token lifetime.
+    pub token_ttl: Duration,
+    /// Browser origins allowed by CORS (never `*`).
+    pub cors_origins: Vec<String>,
+    /// Rate limits on.
+    pub limiter_enabled: bool,
+    /// Developer mode: `/openapi.json` is served.
+    pub developer: bool,
+    /// The state directory (fleet state file for `/stats`).
+    pub home: PathBuf,
+    /// Docker endpoint for the health probe (`None`: the local socket).
+    pub docker_host: Option<String>,
+}
+
+/// Everything [`super::serve`] needs: the store, the token key and the settings.
+#[derive(Debug, Clone)]
+pub struct MasterConfig {
+    /// The opened store.
+    pub store: Store,
+    /// HS256 key of the API's tokens.
+    pub jwt_secret: Secret,
+    /// Behaviour.
+    pub settings: Settings,
+}
+
+/// The per-endpoint caches of the hot reads (engine.md §7.2).
+#[derive(Debug)]
+pub struct Caches {
+    /// `/stats`, 5 s.
+    pub stats: Cached<Stats>,
+    /// Unfiltered `/logs` total, 2 s.
+    pub logs_total: Cached<u64>,
+    /// Default `/logs/histogram`, 5 s.
+    pub histogram: Cached<Histogram>,
+}
+
+/// The shared state behind every handler; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The fields of [`AppState`].
+#[derive(Debug)]
+pub struct Inner {
+    /// The store and its reader pool.
+    pub db: Db,
+    /// Tokens, account caches, login limits.
+    pub auth: Auth,
+    /// Behaviour.
+    pub settings: Settings,
+    /// Hot-read caches.
+    pub caches: Caches,
+    /// Component states for `/health`.
+    pub health: Health,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// The state of a master started from `config`.
+    pub fn new(config: MasterConfig) -> Self {
+        let s = config.settings;
+        Self(Arc::new(Inner {
+            db: Db::new(config.store),
+            auth: Auth::new(
+                config.jwt_secret.expose().as_bytes(),
+                s.token_ttl,
+                s.limiter_enabled,
+            ),
+            caches: Caches {
+                stats: Cached::new(Duration::from_secs(5)),
+                logs_total: Cached::new(Duration::from_secs(2)),
+                histogram: Cached::new(Duration::from_secs(5)),
+            },
+            health: Health::new(s.docker_host.clone()),
+            settings: s,
+        }))
+    }
+}
