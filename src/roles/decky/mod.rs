@@ -10,8 +10,9 @@
 //!   derivation of every detail that must differ between deckies.
 //! - [`events`]: the event emitter and the universal credential shape.
 //! - [`conn`]: accept loop, concurrency cap, idle and total timeouts, capped lines.
-//! - one module per emulated service ([`ftp`], [`http`] for http and https, [`redis`]); every
-//!   other catalogue service is still the connect-logging stand-in of [`stub`].
+//! - one module per emulated service ([`ftp`], [`http`] for http and https, [`mysql`],
+//!   [`postgres`], [`redis`]); every other catalogue service is still the
+//!   connect-logging stand-in of [`stub`].
 //!
 //! The runtime is single-threaded on purpose: a fleet runs hundreds of these processes
 //! and each must stay within a few MiB of RSS.
@@ -31,7 +32,9 @@ pub mod conn;
 pub mod events;
 pub mod ftp;
 pub mod http;
+pub mod mysql;
 pub mod persona;
+pub mod postgres;
 pub mod redis;
 mod stub;
 
@@ -44,7 +47,10 @@ const EVENT_QUEUE: usize = 1024;
 /// Whether `name` has a protocol emulation here (the catalogue's `stub` flag says the
 /// same, and a test keeps the two in step); every other service is a stand-in.
 pub fn is_emulated(name: &str) -> bool {
-    matches!(name, "ftp" | "http" | "https" | "redis")
+    matches!(
+        name,
+        "ftp" | "http" | "https" | "mysql" | "postgres" | "redis"
+    )
 }
 
 /// Why a decky process could not run.
@@ -118,6 +124,7 @@ pub fn setting_names(name: &str) -> Vec<&'static str> {
     names.extend(match name {
         "redis" => redis::EXTRA_SETTINGS,
         "ftp" => ftp::EXTRA_SETTINGS,
+        "postgres" => postgres::EXTRA_SETTINGS,
         _ => &[],
     });
     names
@@ -214,6 +221,8 @@ pub async fn serve(
         "http" | "https" => Some(http::handler(&spec, emitter.clone())?),
         "redis" => Some(redis::handler(&spec, emitter.clone())),
         "ftp" => Some(ftp::handler(&spec, emitter.clone())),
+        "mysql" => Some(mysql::handler(&spec, emitter.clone())),
+        "postgres" => Some(postgres::handler(&spec, emitter.clone())),
         other => {
             debug_assert!(!is_emulated(other));
             None
