@@ -44,6 +44,13 @@ fn caching_sha2(password: &[u8], salt: &[u8]) -> Vec<u8> {
     xor(stage1.as_ref(), mix.as_ref())
 }
 
+/// The payload of the packet after the greeting in what a server sent.
+fn reply(sent: &[u8]) -> &[u8] {
+    let greeting = 4 + usize::from(sent[0]) + (usize::from(sent[1]) << 8);
+    let len = usize::from(sent[greeting]) + (usize::from(sent[greeting + 1]) << 8);
+    &sent[greeting + 4..greeting + 4 + len]
+}
+
 /// The connection id of a greeting packet.
 fn thread_id(greeting: &[u8]) -> u32 {
     let end = 5 + greeting[5..]
@@ -246,6 +253,14 @@ fn garbage_truncated_and_oversized_packets_do_not_stop_the_server() {
     assert!(
         bad_handshakes >= 12,
         "SSL requests get Bad handshake: {bad_handshakes}"
+    );
+    // What a MariaDB 10.11 server answers to an HTTP request and to a pre-4.1 login.
+    let http = svc.raw(b"GET / HTTP/1.0\r\n\r\n");
+    assert_eq!(reply(&http), b"\xff\x84\x04#08S01Got packets out of order");
+    let old = svc.raw(&packet(b"\x05\x00\x00\x00\x00root\x00"));
+    assert_eq!(
+        reply(&old),
+        &b"\xff\x15\x04Access denied for user 'root'@'127.0.0.1' (using password: NO)"[..]
     );
     assert!(svc.alive(), "the server survived");
     let out = run(&mut client(&svc, "admin", b"x"));

@@ -247,21 +247,38 @@ async fn session(state: Arc<State>, conn: Conn) {
 
 type Stream = Idle<tokio::net::TcpStream>;
 
-/// Reads the next client packet, logging why it could not be read.
+/// Reads the client packet numbered `seq`, answering a wrong number or an oversized
+/// packet as the server does; `None` ends the connection.
 async fn next_packet(
     state: &State,
     stream: &mut Stream,
     peer: SocketAddr,
-) -> Option<(u8, Vec<u8>)> {
-    match wire::read_packet(stream).await {
-        Ok(p) => Some(p),
+    seq: u8,
+) -> Option<Vec<u8>> {
+    let (reply, reply_seq) = match wire::read_packet(stream, seq).await {
+        Ok(p) => return Some(p),
+        Err(ReadError::Closed) => return None,
+        // Answered under the number the server expected.
+        Err(ReadError::OutOfOrder) => {
+            state.emitter.error(peer, "packets out of order").await;
+            let err = wire::err_packet(1156, "08S01", "Got packets out of order", true);
+            (err, seq)
+        }
         Err(ReadError::TooLarge(n)) => {
             let msg = format!("packet of {n} bytes refused");
             state.emitter.error(peer, &msg).await;
-            None
+            let err = wire::err_packet(1043, "08S01", "Bad handshake", true);
+            (err, seq.wrapping_add(1))
         }
-        Err(ReadError::Closed) => None,
-    }
+    };
+    wire::write_packet(stream, reply_seq, &reply).await.ok()?;
+    // The server keeps the connection until the client leaves or the timeout.
+    let mut sink = [0u8; 1024];
+    while matches!(
+        tokio::io::AsyncReadExt::read(stream, &mut sink).await,
+        Ok(n) if n > 0
+    ) {}
+    None
 }
 
 async fn login(
@@ -285,9 +302,13 @@ async fn login(
     wire::write_packet(stream, 0, &greeting.encode())
         .await
         .ok()?;
-    let (mut seq, payload) = next_packet(state, stream, peer).await?;
+    let mut seq = 1u8;
+    let payload = next_packet(state, stream, peer, seq).await?;
     let response = match wire::parse_response(&payload) {
-        Some(ClientHello::Login(r)) => r,
+        Some(ClientHello::Login(r)) if valid_first_answer(flavor, &r) => r,
+        Some(ClientHello::Old(user, auth)) => {
+            return old_client(state, stream, peer, &user, &auth).await;
+        }
         hello => {
             let why = if hello == Some(ClientHello::Ssl) {
                 "TLS requested"
@@ -326,8 +347,8 @@ async fn login(
         seq = seq.wrapping_add(1);
         let switch = wire::auth_switch(flavor.plugin, &data);
         wire::write_packet(stream, seq, &switch).await.ok()?;
-        let (s, data) = next_packet(state, stream, peer).await?;
-        seq = s;
+        seq = seq.wrapping_add(1);
+        let data = next_packet(state, stream, peer, seq).await?;
         plugin = flavor.plugin.to_owned();
         answer = data;
         used_password = !answer.is_empty();
@@ -341,17 +362,16 @@ async fn login(
         wire::write_packet(stream, seq, &wire::more_data(&[0x04]))
             .await
             .ok()?;
-        let (s, mut data) = next_packet(state, stream, peer).await?;
-        seq = s;
+        seq = seq.wrapping_add(1);
+        let mut data = next_packet(state, stream, peer, seq).await?;
         if data == [0x02]
             && let Some(key) = &state.rsa
         {
             seq = seq.wrapping_add(1);
             let pem = wire::more_data(key.pem.as_bytes());
             wire::write_packet(stream, seq, &pem).await.ok()?;
-            let (s, blob) = next_packet(state, stream, peer).await?;
-            seq = s;
-            data = blob;
+            seq = seq.wrapping_add(1);
+            data = next_packet(state, stream, peer, seq).await?;
         }
         if let Some(password) = full_auth(state, &data, scramble).await {
             attempt.record(CACHING_SHA2, "plaintext", &password).await;
@@ -367,6 +387,49 @@ async fn login(
     wire::write_packet(stream, seq.wrapping_add(1), &err)
         .await
         .ok()
+}
+
+/// Whether the first answer can be a login: MariaDB refuses a native scramble of the
+/// wrong length as a bad handshake.
+fn valid_first_answer(flavor: &Flavor, r: &Response) -> bool {
+    let native = r.plugin.as_deref().is_none_or(|p| p == NATIVE.as_bytes());
+    !(flavor.mariadb && native && !r.auth.is_empty() && r.auth.len() != 20)
+}
+
+/// A pre-4.1 client: MariaDB still answers its login (an ERR without SQLSTATE), MySQL
+/// 8.0 and 5.7 refuse the protocol.
+async fn old_client(
+    state: &State,
+    stream: &mut Stream,
+    peer: SocketAddr,
+    user: &[u8],
+    auth: &[u8],
+) -> Option<()> {
+    let user = &user[..user.len().min(MAX_USER)];
+    let err = if state.flavor.mariadb {
+        let cred = Credential {
+            principal: Some(user.to_vec()),
+            kind: "mysql_old_password",
+            secret: auth.to_vec(),
+        };
+        let m = cred.apply(state.emitter.peer_event("auth", peer));
+        let m = m
+            .param("username", String::from_utf8_lossy(user).into_owned())
+            .param("secret_printable", hex::encode(auth));
+        state.emitter.emit(m).await;
+        let yes = if auth.is_empty() { "NO" } else { "YES" };
+        let message = format!(
+            "Access denied for user '{}'@'{}' (using password: {yes})",
+            String::from_utf8_lossy(user),
+            peer.ip().to_canonical()
+        );
+        wire::err_packet(1045, "28000", &message, false)
+    } else {
+        let message = "Client does not support authentication protocol requested by server; \
+                       consider upgrading MySQL client";
+        wire::err_packet(1251, "08004", message, false)
+    };
+    wire::write_packet(stream, 2, &err).await.ok()
 }
 
 /// The cleartext password in a full-authentication packet: RSA-encrypted and XORed with

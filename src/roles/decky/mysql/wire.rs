@@ -26,30 +26,49 @@ pub const CLIENT_CONNECT_ATTRS: u32 = 1 << 20;
 /// A length-encoded integer before the auth response.
 pub const CLIENT_PLUGIN_AUTH_LENENC: u32 = 1 << 21;
 
+/// Largest packet the server reads through (`max_allowed_packet`'s 16 MiB): bigger
+/// ones are discarded unread, never buffered.
+pub const MAX_ALLOWED: usize = 16 * 1024 * 1024;
+
 /// Why reading a packet stopped.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum ReadError {
     /// The peer closed, the connection failed or it idled out.
     Closed,
-    /// The length header announces more than [`MAX_PACKET`].
+    /// The sequence id is not the next one (`Got packets out of order`).
+    OutOfOrder,
+    /// The payload was longer than [`MAX_PACKET`]; it was read and dropped.
     TooLarge(usize),
 }
 
-/// Reads one packet: its sequence id and payload, at most [`MAX_PACKET`] bytes.
-pub async fn read_packet<R: AsyncRead + Unpin>(r: &mut R) -> Result<(u8, Vec<u8>), ReadError> {
+/// Reads one packet whose sequence id must be `seq`: its payload, at most
+/// [`MAX_PACKET`] bytes.
+///
+/// As the server does, the sequence id is checked before the payload is read, and an
+/// oversized payload is read through (up to [`MAX_ALLOWED`]) before it is refused.
+pub async fn read_packet<R: AsyncRead + Unpin>(r: &mut R, seq: u8) -> Result<Vec<u8>, ReadError> {
     let mut header = [0u8; 4];
     r.read_exact(&mut header)
         .await
         .map_err(|_| ReadError::Closed)?;
+    if header[3] != seq {
+        return Err(ReadError::OutOfOrder);
+    }
     let len = usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
     if len > MAX_PACKET {
-        return Err(ReadError::TooLarge(len));
+        let want = u64::try_from(len.min(MAX_ALLOWED)).unwrap_or(0);
+        let mut rest = r.take(want);
+        let got = tokio::io::copy(&mut rest, &mut tokio::io::sink()).await;
+        return match got {
+            Ok(n) if n == want => Err(ReadError::TooLarge(len)),
+            _ => Err(ReadError::Closed),
+        };
     }
     let mut payload = vec![0u8; len];
     r.read_exact(&mut payload)
         .await
         .map_err(|_| ReadError::Closed)?;
-    Ok((header[3], payload))
+    Ok(payload)
 }
 
 /// Writes `payload` as one packet with sequence id `seq`.
@@ -139,8 +158,8 @@ pub struct Response {
 pub enum ClientHello {
     /// An SSL request: the 32-byte prefix with `CLIENT_SSL`.
     Ssl,
-    /// A pre-4.1 client.
-    Old,
+    /// A pre-4.1 client: its user name and (old-style) password hash.
+    Old(Vec<u8>, Vec<u8>),
     /// A full handshake response.
     Login(Box<Response>),
 }
@@ -203,7 +222,11 @@ pub fn parse_response(payload: &[u8]) -> Option<ClientHello> {
     let low = c.take(2)?;
     let low = u32::from(u16::from_le_bytes([low[0], low[1]]));
     if low & CLIENT_PROTOCOL_41 == 0 {
-        return Some(ClientHello::Old);
+        // Two bytes of flags, three of maximum packet size, then NUL-terminated strings.
+        let _max_packet = c.take(3)?;
+        let user = c.nul_str()?.to_vec();
+        let auth = c.nul_str().unwrap_or_else(|| c.rest()).to_vec();
+        return Some(ClientHello::Old(user, auth));
     }
     c.pos = 0;
     let caps = c.take(4)?;

@@ -88,6 +88,7 @@ const ATTR_EXPECTED: Origin = at("auth-scram.c", 712, "read_attr_value");
 const BAD_CBIND_FLAG: Origin = at("auth-scram.c", 1025, "read_client_first_message");
 const BAD_PROOF: Origin = at("auth-scram.c", 1353, "read_client_final_message");
 const SHORT_MESSAGE: Origin = at("pqformat.c", 515, "pq_getmsgbytes");
+const BAD_STRING: Origin = at("pqformat.c", 624, "pq_getmsgrawstring");
 
 struct State {
     emitter: Emitter,
@@ -343,16 +344,9 @@ async fn auth_failed(io: &mut Io, login: &Login) -> Option<()> {
 /// `scram-sha-256`: mechanism list, client-first, server-first, client-final, failure.
 async fn scram(state: &State, io: &mut Io, peer: SocketAddr, login: &Login) -> Option<()> {
     send(io, &wire::auth_request(10, b"SCRAM-SHA-256\0\0")).await?;
-    let body = sasl_message(state, io, peer).await?;
+    let body = sasl_message(state, io, peer, login).await?;
     let Some((mechanism, rest)) = wire::cstring(&body) else {
-        return fatal(
-            io,
-            "08P01",
-            b"insufficient data left in message",
-            None,
-            SHORT_MESSAGE,
-        )
-        .await;
+        return fatal(io, "08P01", b"invalid string in message", None, BAD_STRING).await;
     };
     if mechanism != b"SCRAM-SHA-256" {
         let text = b"client selected an invalid SASL authentication mechanism";
@@ -391,7 +385,7 @@ async fn scram(state: &State, io: &mut Io, peer: SocketAddr, login: &Login) -> O
     server_first.extend_from_slice(B64.encode(raw_nonce).as_bytes());
     server_first.extend_from_slice(format!(",s={},i={ITERATIONS}", B64.encode(salt)).as_bytes());
     send(io, &wire::auth_request(11, &server_first)).await?;
-    let last = sasl_message(state, io, peer).await?;
+    let last = sasl_message(state, io, peer, login).await?;
     if !last.starts_with(b"c=") {
         let found = last.first().copied().unwrap_or(0);
         let detail = format!(
@@ -449,12 +443,20 @@ async fn scram(state: &State, io: &mut Io, peer: SocketAddr, login: &Login) -> O
     auth_failed(io, login).await
 }
 
-/// Reads one SASL message (`p`), answering anything else as PostgreSQL does.
-async fn sasl_message(state: &State, io: &mut Io, peer: SocketAddr) -> Option<Vec<u8>> {
+/// Reads one SASL message (`p`), answering anything else as PostgreSQL does: an
+/// oversized one fails the authentication, another message type is a protocol error.
+async fn sasl_message(
+    state: &State,
+    io: &mut Io,
+    peer: SocketAddr,
+    login: &Login,
+) -> Option<Vec<u8>> {
     let (kind, body) = match wire::read_message(io, wire::MAX_SASL).await {
         Ok(m) => m,
+        Err(ReadError::Closed) => return None,
         Err(e) => {
             log_bad(state, peer, e).await;
+            auth_failed(io, login).await;
             return None;
         }
     };
