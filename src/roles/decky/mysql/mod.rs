@@ -79,7 +79,8 @@ pub struct Flavor {
     pub wire_version: String,
     /// Whether the server is MariaDB.
     pub mariadb: bool,
-    /// Capability flags.
+    /// Capability flags: `CLIENT_BASIC_FLAGS` plus compression, without the two TLS
+    /// bits a server with TLS adds (`CLIENT_SSL`, `CLIENT_SSL_VERIFY_SERVER_CERT`).
     pub capabilities: u32,
     /// MariaDB's extended capabilities.
     pub mariadb_capabilities: u32,
@@ -129,7 +130,7 @@ impl Flavor {
             Flavor {
                 wire_version: version.to_owned(),
                 mariadb: false,
-                capabilities: 0xc1ff_f7ff,
+                capabilities: 0x81ff_f7ff,
                 mariadb_capabilities: 0,
                 charset: 8,
                 plugin: NATIVE,
@@ -138,7 +139,7 @@ impl Flavor {
             Flavor {
                 wire_version: version.to_owned(),
                 mariadb: false,
-                capabilities: 0xdfff_f7ff,
+                capabilities: 0x9fff_f7ff,
                 mariadb_capabilities: 0,
                 charset: 255,
                 plugin: CACHING_SHA2,
