@@ -390,7 +390,10 @@ mod tests {
             .filter(|s| !s.stub)
             .map(|s| s.name)
             .collect();
-        assert_eq!(emulated, ["ftp", "http", "https", "redis"]);
+        assert_eq!(
+            emulated,
+            ["ftp", "http", "https", "mysql", "postgres", "redis"]
+        );
         assert_eq!(ssh.implementation(), "stub (logs connects)");
     }
 }

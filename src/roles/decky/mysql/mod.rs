@@ -358,7 +358,8 @@ async fn login(
     }
     // caching_sha2_password: no cached entry, so the fast path fails and the server asks
     // for full authentication; over plain TCP the client then wants the RSA key.
-    if plugin == CACHING_SHA2 && !answer.is_empty() {
+    // An answer that is not a 32-byte digest fails at once, as the server's plugin does.
+    if plugin == CACHING_SHA2 && answer.len() == 32 {
         seq = seq.wrapping_add(1);
         wire::write_packet(stream, seq, &wire::more_data(&[0x04]))
             .await
