@@ -10,7 +10,7 @@
 //!   A client that answered with another plugin gets an auth switch with the same
 //!   scramble, as both servers do. `caching_sha2_password` fails its fast path (no cached
 //!   entry) and asks for full authentication; a client without TLS then asks for the RSA
-//!   public key ([`rsa`]: per decky, from the seed), sends its password encrypted with
+//!   public key (module `rsa`: per decky, from the seed), sends its password encrypted with
 //!   it, and the decky decrypts and logs the cleartext.
 //! - TLS is not offered; a client that asks anyway gets `Bad handshake`, like a server
 //!   without TLS, and so does any packet that is not a 4.1 handshake response.
