@@ -75,7 +75,7 @@ fn services_json_and_unknown_name() {
         .collect();
     assert_eq!(
         emulated,
-        ["ftp", "http", "https", "redis", "smtp", "smtp_relay"]
+        ["ftp", "http", "https", "mysql", "postgres", "redis", "smtp", "smtp_relay"]
     );
 
     let out = decnet(home.path(), &["services", "gopher"]);

@@ -302,7 +302,7 @@ async fn collector_follows_decky_services_into_the_log_without_duplicates() {
     // A decky started after the collector is found through the events stream (the rescan
     // interval is far longer than this test).
     let decky_b = format!("decky-test-{pid}-b");
-    let ip_b = objects.decky(&tag, &net, &decky_b, "mysql");
+    let ip_b = objects.decky(&tag, &net, &decky_b, "mssql");
     wait_for(&log, &decky_b, "startup", 1).await;
 
     // A restarted collector goes on where it stopped: no line is written twice.
@@ -310,7 +310,7 @@ async fn collector_follows_decky_services_into_the_log_without_duplicates() {
     assert!(stats.rate_limited >= 1, "{stats:?}");
     let collector = Running::start(&engine, &log, &bus);
     connect(ip_a, 27017);
-    connect(ip_b, 3306);
+    connect(ip_b, 1433);
     let events_a = wait_for(&log, &decky_a, "connect", 3).await;
     let events_b = wait_for(&log, &decky_b, "connect", 1).await;
     collector.stop().await;
@@ -378,9 +378,9 @@ async fn a_decky_writing_another_deckys_hostname_is_stored_under_its_own() {
     let victim = format!("decky-forge-{pid}-victim");
     let forger = format!("decky-forge-{pid}-forger");
     let ip_victim = objects.decky(&tag, &net, &victim, "mongodb");
-    let ip_forger = objects.decky_claiming(&tag, &net, &forger, &victim, "mysql");
+    let ip_forger = objects.decky_claiming(&tag, &net, &forger, &victim, "mssql");
     let collector = Running::start(&engine, &log, &bus);
-    connect(ip_forger, 3306);
+    connect(ip_forger, 1433);
     connect(ip_victim, 27017);
     let forged = wait_for(&log, &forger, "connect", 1).await;
     let honest = wait_for(&log, &victim, "connect", 1).await;
@@ -393,7 +393,7 @@ async fn a_decky_writing_another_deckys_hostname_is_stored_under_its_own() {
     );
     for e in &forged {
         assert_eq!(
-            e.service, "mysql",
+            e.service, "mssql",
             "the victim's name carries none of the forger's lines"
         );
         assert_eq!(

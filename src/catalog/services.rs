@@ -144,9 +144,9 @@ pub static SERVICES: &[Service] = &[
     svc("mongodb", "MongoDB server", &[27017]),
     svc("mqtt", "MQTT broker", &[1883]),
     svc("mssql", "Microsoft SQL Server", &[1433]),
-    keys(svc("mysql", "MySQL server", &[3306]), persona::MYSQL),
+    emulated(keys(svc("mysql", "MySQL server", &[3306]), persona::MYSQL)),
     svc("pop3", "POP3 mail store", &[110, 995]),
-    svc("postgres", "PostgreSQL server", &[5432]),
+    emulated(svc("postgres", "PostgreSQL server", &[5432])),
     keys(svc("rdp", "Windows Remote Desktop", &[3389]), persona::RDP),
     emulated(keys(svc("redis", "Redis server", &[6379]), persona::REDIS)),
     udp(svc("sip", "SIP VoIP endpoint", &[5060]), &[5060]),
@@ -392,7 +392,7 @@ mod tests {
             .collect();
         assert_eq!(
             emulated,
-            ["ftp", "http", "https", "redis", "smtp", "smtp_relay"]
+            ["ftp", "http", "https", "mysql", "postgres", "redis", "smtp", "smtp_relay"]
         );
         assert_eq!(ssh.implementation(), "stub (logs connects)");
     }

@@ -10,9 +10,9 @@
 //!   derivation of every detail that must differ between deckies.
 //! - [`events`]: the event emitter and the universal credential shape.
 //! - [`conn`]: accept loop, concurrency cap, idle and total timeouts, capped lines.
-//! - one module per emulated service ([`ftp`], [`http`] for http and https, [`redis`],
-//!   [`smtp`] for smtp and smtp_relay); every
-//!   other catalogue service is still the connect-logging stand-in of [`stub`].
+//! - one module per emulated service ([`ftp`], [`http`] for http and https, [`mysql`],
+//!   [`postgres`], [`redis`], [`smtp`] for smtp and smtp_relay); every other catalogue
+//!   service is still the connect-logging stand-in of [`stub`].
 //!
 //! The runtime is single-threaded on purpose: a fleet runs hundreds of these processes
 //! and each must stay within a few MiB of RSS.
@@ -32,7 +32,9 @@ pub mod conn;
 pub mod events;
 pub mod ftp;
 pub mod http;
+pub mod mysql;
 pub mod persona;
+pub mod postgres;
 pub mod redis;
 pub mod smtp;
 mod stub;
@@ -48,7 +50,7 @@ const EVENT_QUEUE: usize = 1024;
 pub fn is_emulated(name: &str) -> bool {
     matches!(
         name,
-        "ftp" | "http" | "https" | "redis" | "smtp" | "smtp_relay"
+        "ftp" | "http" | "https" | "mysql" | "postgres" | "redis" | "smtp" | "smtp_relay"
     )
 }
 
@@ -124,6 +126,7 @@ pub fn setting_names(name: &str) -> Vec<&'static str> {
         "redis" => redis::EXTRA_SETTINGS,
         "ftp" => ftp::EXTRA_SETTINGS,
         "smtp" | "smtp_relay" => smtp::EXTRA_SETTINGS,
+        "postgres" => postgres::EXTRA_SETTINGS,
         _ => &[],
     });
     names
@@ -221,6 +224,8 @@ pub async fn serve(
         "redis" => Some(redis::handler(&spec, emitter.clone())),
         "ftp" => Some(ftp::handler(&spec, emitter.clone())),
         "smtp" | "smtp_relay" => Some(smtp::handler(&spec, emitter.clone())),
+        "mysql" => Some(mysql::handler(&spec, emitter.clone())),
+        "postgres" => Some(postgres::handler(&spec, emitter.clone())),
         other => {
             debug_assert!(!is_emulated(other));
             None
