@@ -427,7 +427,7 @@ fn accounts(p: &Persona, login_user: &str) -> Vec<Account> {
 /// A password as people pick them, or as a generator makes them.
 pub fn password(p: &Persona, label: &str) -> String {
     let b = p.derive(label);
-    if b[0] % 2 == 0 {
+    if b[0].is_multiple_of(2) {
         let word = WORDS[usize::from(b[1]) % WORDS.len()];
         let sym = ["!", "#", "@", "$", "", "*"][usize::from(b[2]) % 6];
         format!(
@@ -445,7 +445,8 @@ pub fn password(p: &Persona, label: &str) -> String {
 
 /// The bait project's name, also used by the history.
 pub fn site(p: &Persona) -> &'static str {
-    *p.pick("site", SITES)
+    let n = u64::try_from(SITES.len()).unwrap_or(1);
+    SITES[usize::try_from(p.number("site", n)).unwrap_or(0)]
 }
 
 /// The file system of `m` as `p` describes it.
