@@ -92,7 +92,7 @@ impl Machine {
         let mem_gib = *p.pick("mem", &[2u64, 4, 4, 8, 8, 16, 32]);
         let cpus = *p.pick("cpus", &[1u64, 2, 2, 4, 4, 8]);
         let disk_gib = *p.pick("disk", &[20u64, 30, 40, 50, 80, 100, 160, 250]);
-        let disk_kib = disk_gib * 1024 * 1024 - 1024 * p.number("disk-meta", 600_000);
+        let disk_kib = disk_gib * 1024 * 1024 - 1024 * (100 + p.number("disk-meta", 900));
         let disk_used_kib = disk_kib / 100 * (8 + p.number("disk-used", 60));
         let iface = (*p.pick(
             "iface",
