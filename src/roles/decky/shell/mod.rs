@@ -276,10 +276,11 @@ impl Shell {
                     sysinfo::ctime(when)
                 ));
             } else {
-                let short = sysinfo::ctime(when);
+                // pam_lastlog's format under login(1): zone and year, then host and tty.
+                let stamp = sysinfo::ctime(when);
+                let (head, year) = stamp.rsplit_once(' ').unwrap_or((stamp.as_str(), ""));
                 text.push_str(&format!(
-                    "Last login: {} from {from} on pts/1\n",
-                    &short[..short.len().saturating_sub(5)]
+                    "Last login: {head} UTC {year} from {from} on pts/1\n"
                 ));
             }
         }
