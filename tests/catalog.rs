@@ -75,7 +75,17 @@ fn services_json_and_unknown_name() {
         .collect();
     assert_eq!(
         emulated,
-        ["ftp", "http", "https", "mysql", "postgres", "redis", "smtp", "smtp_relay"]
+        [
+            "ftp",
+            "http",
+            "https",
+            "mysql",
+            "postgres",
+            "redis",
+            "smtp",
+            "smtp_relay",
+            "telnet"
+        ]
     );
 
     let out = decnet(home.path(), &["services", "gopher"]);

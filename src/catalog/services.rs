@@ -175,10 +175,10 @@ pub static SERVICES: &[Service] = &[
         caps(svc("ssh", "OpenSSH server", &[22]), NET_BIND),
         persona::SSH,
     ),
-    keys(
+    emulated(keys(
         caps(svc("telnet", "telnet login", &[23]), NET_BIND),
         persona::TELNET,
-    ),
+    )),
     udp(svc("tftp", "TFTP server", &[]), &[69]),
     svc("vnc", "VNC remote desktop (RFB)", &[5900]),
 ];
@@ -392,7 +392,17 @@ mod tests {
             .collect();
         assert_eq!(
             emulated,
-            ["ftp", "http", "https", "mysql", "postgres", "redis", "smtp", "smtp_relay"]
+            [
+                "ftp",
+                "http",
+                "https",
+                "mysql",
+                "postgres",
+                "redis",
+                "smtp",
+                "smtp_relay",
+                "telnet"
+            ]
         );
         assert_eq!(ssh.implementation(), "stub (logs connects)");
     }

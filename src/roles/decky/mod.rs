@@ -11,8 +11,9 @@
 //! - [`events`]: the event emitter and the universal credential shape.
 //! - [`conn`]: accept loop, concurrency cap, idle and total timeouts, capped lines.
 //! - one module per emulated service ([`ftp`], [`http`] for http and https, [`mysql`],
-//!   [`postgres`], [`redis`], [`smtp`] for smtp and smtp_relay); every other catalogue
-//!   service is still the connect-logging stand-in of [`stub`].
+//!   [`postgres`], [`redis`], [`smtp`] for smtp and smtp_relay, [`telnet`]); every other
+//!   catalogue service is still the connect-logging stand-in of [`stub`].
+//! - [`shell`]: the emulated bash that telnet (and ssh) sessions get after a login.
 //!
 //! The runtime is single-threaded on purpose: a fleet runs hundreds of these processes
 //! and each must stay within a few MiB of RSS.
@@ -36,8 +37,10 @@ pub mod mysql;
 pub mod persona;
 pub mod postgres;
 pub mod redis;
+pub mod shell;
 pub mod smtp;
 mod stub;
+pub mod telnet;
 
 pub use events::{Credential, Emitter};
 pub use persona::Persona;
@@ -50,7 +53,15 @@ const EVENT_QUEUE: usize = 1024;
 pub fn is_emulated(name: &str) -> bool {
     matches!(
         name,
-        "ftp" | "http" | "https" | "mysql" | "postgres" | "redis" | "smtp" | "smtp_relay"
+        "ftp"
+            | "http"
+            | "https"
+            | "mysql"
+            | "postgres"
+            | "redis"
+            | "smtp"
+            | "smtp_relay"
+            | "telnet"
     )
 }
 
@@ -226,6 +237,7 @@ pub async fn serve(
         "smtp" | "smtp_relay" => Some(smtp::handler(&spec, emitter.clone())),
         "mysql" => Some(mysql::handler(&spec, emitter.clone())),
         "postgres" => Some(postgres::handler(&spec, emitter.clone())),
+        "telnet" => Some(telnet::handler(&spec, emitter.clone())),
         other => {
             debug_assert!(!is_emulated(other));
             None
