@@ -20,10 +20,10 @@ impl Drop for Fleet<'_> {
 }
 
 /// Logs in (the persona refuses a login now and then, as the original does, so it
-/// retries), uploads the file given in hex and prints the server's answer.
+/// retries), uploads the file named and prints the server's answer.
 const CLIENT: &str = r#"
 import ftplib, io, sys, time
-host, data = sys.argv[1], bytes.fromhex(sys.argv[2])
+host, data = sys.argv[1], open(sys.argv[2], "rb").read()
 deadline = time.time() + 60
 while True:
     try:
@@ -102,8 +102,11 @@ async fn an_ftp_upload_lands_in_the_hosts_artifacts_root_and_outlives_teardown()
         .chain((0..=255u8).cycle().take(70_000))
         .collect();
     let sha = hex::encode(Sha256::digest(&upload));
+    let file = home.path().join("nightly.sh");
+    std::fs::write(&file, &upload).expect("write the upload");
     let client = Command::new("python3")
-        .args(["-c", CLIENT, "203.0.113.170", &hex::encode(&upload)])
+        .args(["-c", CLIENT, "203.0.113.170"])
+        .arg(&file)
         .output()
         .expect("run python3");
     let said = String::from_utf8_lossy(&client.stdout).into_owned();
