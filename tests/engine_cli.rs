@@ -165,8 +165,28 @@ fn dry_run_prints_the_plan_and_a_compose_file_and_creates_nothing() {
         "{out}"
     );
     assert!(out.contains("net.ipv4.ip_default_ttl=128"), "{out}");
+    let artifacts = dir.path().join("artifacts");
+    let mount = format!(
+        "    mount {} -> /var/spool/mqueue (rw)\n",
+        artifacts.join("web/smtp").display()
+    );
+    assert!(
+        out.contains(&mount),
+        "the relay's quarantine volume:\n{out}"
+    );
+    assert_eq!(
+        out.matches("    mount ").count(),
+        1,
+        "http captures nothing"
+    );
+    assert!(
+        out.contains("SMTP_QUARANTINE_DIR=/var/spool/mqueue"),
+        "{out}"
+    );
     let yml = std::fs::read_to_string(&compose).expect("compose file");
     assert!(yml.contains("network_mode: \"service:web\""), "{yml}");
+    assert!(yml.contains("\"target\":\"/var/spool/mqueue\""), "{yml}");
+    assert!(!artifacts.exists(), "a dry run creates no directory");
     nothing_left(dir.path());
 }
 

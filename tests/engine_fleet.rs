@@ -228,6 +228,7 @@ fn request<'a>(
         state_path: state_path.to_path_buf(),
         parallel: 4,
         cancel: Default::default(),
+        artifacts_root: state_path.with_file_name("artifacts"),
     }
 }
 

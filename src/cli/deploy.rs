@@ -195,6 +195,7 @@ pub fn run(args: DeployArgs, config: &Config, out: &mut impl Write) -> anyhow::R
         state_path,
         parallel: args.parallel,
         cancel: CancellationToken::new(),
+        artifacts_root: config.artifacts_root.clone(),
     };
 
     if args.dry_run {
@@ -322,6 +323,15 @@ fn print_plan(
             if !c.sysctls.is_empty() {
                 let s: Vec<String> = c.sysctls.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 writeln!(out, "    sysctls {}", s.join(" "))?;
+            }
+            for m in &c.mounts {
+                writeln!(
+                    out,
+                    "    mount {} -> {} ({})",
+                    m.host.display(),
+                    m.container,
+                    m.mode()
+                )?;
             }
         }
     }

@@ -1,5 +1,6 @@
 //! `decnet teardown NAME | --all`: removes one decky (base and services, pruned from the
 //! state file) or the whole fleet (containers, hairpin link, network, state file).
+//! Captured artifacts stay unless `--purge-artifacts` says otherwise.
 use super::Flavor;
 use std::io::Write;
 
@@ -8,7 +9,7 @@ use clap::Args;
 use super::CliError;
 use crate::config::Config;
 use crate::engine::teardown::{self, Target};
-use crate::engine::{Engine, Error, state};
+use crate::engine::{Engine, Error, artifacts, state};
 
 /// Arguments of `decnet teardown`.
 #[derive(Debug, Args)]
@@ -22,6 +23,9 @@ pub struct TeardownArgs {
     /// Remove the whole fleet.
     #[arg(long)]
     all: bool,
+    /// Also delete the removed deckies' captured artifacts (kept by default: evidence).
+    #[arg(long)]
+    purge_artifacts: bool,
 }
 
 /// Runs `decnet teardown`.
@@ -55,6 +59,13 @@ pub fn run(args: TeardownArgs, config: &Config, out: &mut impl Write) -> anyhow:
                     done.deckies.len(),
                     done.containers
                 )?;
+                if args.purge_artifacts {
+                    for decky in &done.deckies {
+                        if artifacts::purge(&config.artifacts_root, decky)? {
+                            writeln!(out, "deleted the artifacts of {decky}")?;
+                        }
+                    }
+                }
                 Ok(())
             }
             Err(Error::NoDeployment) => {

@@ -95,6 +95,9 @@ pub const AGENT_DIR: &str = "DECNET_AGENT_DIR";
 pub const AGENT_LOG_FILE: &str = "DECNET_AGENT_LOG_FILE";
 /// Address the log listener binds (default `0.0.0.0`).
 pub const LISTENER_HOST: &str = "DECNET_LISTENER_HOST";
+/// Host directory of the files deckies capture, `<root>/<decky>/<service>` (engine.md
+/// §2.1; default `<home>/artifacts`).
+pub const ARTIFACTS_ROOT: &str = "DECNET_ARTIFACTS_ROOT";
 
 /// Default state directory when `DECNET_HOME` is not set.
 pub const DEFAULT_HOME: &str = "/var/lib/decnet";
@@ -272,6 +275,9 @@ pub struct Config {
     pub agent_dir: PathBuf,
     /// Address the log listener binds (`DECNET_LISTENER_HOST`, default `0.0.0.0`).
     pub listener_host: String,
+    /// Captured uploads and messages on the host (`DECNET_ARTIFACTS_ROOT`, default
+    /// `<home>/artifacts`, which is `/var/lib/decnet/artifacts` with the default home).
+    pub artifacts_root: PathBuf,
     /// Service ports.
     pub ports: Ports,
     /// The master REST API.
@@ -379,6 +385,7 @@ pub fn parse<S: Source>(src: &S) -> Result<Config, ConfigError> {
     let db_path = r.path(DB_PATH, home.join("decnet.db"))?;
     let agent_dir = r.path(AGENT_DIR, home.join("agent"))?;
     let listener_host = r.text_or(LISTENER_HOST, "0.0.0.0");
+    let artifacts_root = r.path(ARTIFACTS_ROOT, home.join("artifacts"))?;
     let ports = Ports {
         agent: r.port(AGENT_PORT, 8765)?,
         updater: r.port(UPDATER_PORT, 8766)?,
@@ -489,6 +496,7 @@ pub fn parse<S: Source>(src: &S) -> Result<Config, ConfigError> {
         db_path,
         agent_dir,
         listener_host,
+        artifacts_root,
         ports,
         api,
         bus,

@@ -127,18 +127,27 @@ fn log_shipping_paths_follow_home_and_log_dir() {
     assert_eq!(c.agent_dir, PathBuf::from("/srv/d/agent"));
     assert_eq!(c.agent_log_file, PathBuf::from("/logs/agent.log"));
     assert_eq!(c.listener_host, "0.0.0.0");
+    assert_eq!(c.artifacts_root, PathBuf::from("/srv/d/artifacts"));
+    assert_eq!(
+        cfg(&[]).expect("defaults").artifacts_root,
+        PathBuf::from("/var/lib/decnet/artifacts"),
+        "engine.md §2.1's default"
+    );
     let c = cfg(&[
         (DB_PATH, "/db/m.db"),
         (AGENT_DIR, "/etc/decnet/agent"),
         (AGENT_LOG_FILE, "/x/a.log"),
         (LISTENER_HOST, "127.0.0.1"),
+        (ARTIFACTS_ROOT, "/srv/evidence"),
     ])
     .expect("parses");
+    assert_eq!(c.artifacts_root, PathBuf::from("/srv/evidence"));
     assert_eq!(c.db_path, PathBuf::from("/db/m.db"));
     assert_eq!(c.agent_dir, PathBuf::from("/etc/decnet/agent"));
     assert_eq!(c.agent_log_file, PathBuf::from("/x/a.log"));
     assert_eq!(c.listener_host, "127.0.0.1");
     assert!(cfg(&[(AGENT_DIR, "agent")]).is_err());
+    assert!(cfg(&[(ARTIFACTS_ROOT, "artifacts")]).is_err());
 }
 
 #[test]

@@ -75,6 +75,24 @@ fn service(out: &mut String, network: &str, c: &ContainerPlan) {
     if !c.sysctls.is_empty() {
         fields.push(("sysctls", json!(c.sysctls)));
     }
+    if !c.mounts.is_empty() {
+        // `decnet deploy` makes these 0700 first; compose alone creates missing ones with
+        // the daemon's default mode.
+        let volumes: Vec<Value> = c
+            .mounts
+            .iter()
+            .map(|m| {
+                json!({
+                    "type": "bind",
+                    "source": m.host,
+                    "target": m.container,
+                    "read_only": m.read_only,
+                    "bind": {"create_host_path": true},
+                })
+            })
+            .collect();
+        fields.push(("volumes", json!(volumes)));
+    }
     match &c.attach {
         Attach::Lan { ip, mac } => {
             if let Some(mac) = mac {
@@ -126,7 +144,7 @@ mod tests {
             vec![decky(
                 "web",
                 [192, 0, 2, 5],
-                &["http", "docker_api"],
+                &["http", "docker_api", "ftp"],
                 "linux",
             )],
         )
@@ -138,6 +156,7 @@ mod tests {
             host_ip: None,
             custom: &[],
             deploy_id: "x".into(),
+            artifacts_root: "/srv/a".into(),
         };
         let text = render(&Plan::new(&fleet, &["web".into()], &opts));
         assert!(
@@ -151,6 +170,15 @@ mod tests {
         assert!(text.contains("networks: {\"decnet_lan\":{\"ipv4_address\":\"192.0.2.5\"}}"));
         assert!(text.contains("  \"web-docker-api\":\n"), "{text}");
         assert!(text.contains("network_mode: \"service:web\""));
+        assert!(
+            text.contains(
+                "volumes: [{\"bind\":{\"create_host_path\":true},\"read_only\":false,\
+                 \"source\":\"/srv/a/web/ftp\",\"target\":\"/srv/ftp/.quarantine\",\
+                 \"type\":\"bind\"}]"
+            ),
+            "{text}"
+        );
+        assert_eq!(text.matches("volumes:").count(), 1, "only ftp captures");
         assert!(!text.contains("decnet.fleet.deploy"), "{text}");
         assert!(text.contains("\"net.ipv4.ip_default_ttl\":\"64\""));
         assert!(text.ends_with("networks:\n  \"decnet_lan\":\n    external: true\n"));

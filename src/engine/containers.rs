@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use bollard::models::{
     ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, HostConfigLogConfig,
-    NetworkingConfig, RestartPolicy, RestartPolicyNameEnum,
+    Mount, MountTypeEnum, NetworkingConfig, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -94,6 +94,20 @@ pub async fn create_and_start(
             ])),
         }),
         cap_add: (!c.cap_add.is_empty()).then(|| c.cap_add.clone()),
+        // Typed mounts rather than `binds` strings: a path with a `:` stays one path, and
+        // a missing source is an error instead of a root-owned directory made by Docker.
+        mounts: (!c.mounts.is_empty()).then(|| {
+            c.mounts
+                .iter()
+                .map(|m| Mount {
+                    typ: Some(MountTypeEnum::BIND),
+                    source: Some(m.host.to_string_lossy().into_owned()),
+                    target: Some(m.container.clone()),
+                    read_only: Some(m.read_only),
+                    ..Default::default()
+                })
+                .collect()
+        }),
         sysctls: (!c.sysctls.is_empty()).then(|| {
             c.sysctls
                 .iter()

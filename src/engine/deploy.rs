@@ -14,7 +14,7 @@
 //! restored. The previous containers and the state file are never touched before the
 //! new fleet runs: a replaced fleet is only stopped and renamed aside until then.
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use bollard::query_parameters::{
     RenameContainerOptionsBuilder, StartContainerOptions, StopContainerOptionsBuilder,
@@ -22,6 +22,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use super::artifacts;
 use super::containers::{self, Found, STOP_GRACE_SECS};
 use super::image::{self, ImageSpec};
 use super::plan::{DeckyPlan, Driver, LABEL_DEPLOY, Names, Plan, PlanOptions};
@@ -79,6 +80,8 @@ pub struct Request<'a> {
     pub parallel: usize,
     /// Cancelled (e.g. on Ctrl-C): no further decky starts and the deploy is undone.
     pub cancel: CancellationToken,
+    /// Host directory of the capturing services' files (`DECNET_ARTIFACTS_ROOT`).
+    pub artifacts_root: PathBuf,
 }
 
 /// A finished deploy.
@@ -154,6 +157,7 @@ fn plan_options<'a>(req: &Request<'a>, deploy_id: &str) -> PlanOptions<'a> {
         host_ip: req.host_ip,
         custom: req.custom,
         deploy_id: deploy_id.to_owned(),
+        artifacts_root: req.artifacts_root.clone(),
     }
 }
 
@@ -350,7 +354,7 @@ async fn bring_up(
     let stop = req.cancel.child_token();
     let total = plan.deckies.len();
     let mut ups = futures_util::stream::iter(&plan.deckies)
-        .map(|d| start_decky(engine, &net.names.network, d, &stop))
+        .map(|d| start_decky(engine, &net.names.network, &req.artifacts_root, d, &stop))
         .buffer_unordered(req.parallel.max(1));
     let (mut done, mut first_error) = (0, None);
     while let Some(result) = ups.next().await {
@@ -373,17 +377,22 @@ async fn bring_up(
     }
 }
 
-/// Creates and starts one decky's base, then its services; returns its name, or `None`
-/// when it stopped early because another decky failed or the deploy was interrupted.
+/// Creates and starts one decky's base, then its services (their artifact directories
+/// first); returns its name, or `None` when it stopped early because another decky
+/// failed or the deploy was interrupted.
 async fn start_decky<'p>(
     engine: &Engine,
     network: &str,
+    artifacts_root: &Path,
     d: &'p DeckyPlan,
     stop: &CancellationToken,
 ) -> Result<Option<&'p str>, Error> {
     for c in d.containers() {
         if stop.is_cancelled() {
             return Ok(None);
+        }
+        for m in &c.mounts {
+            artifacts::prepare(artifacts_root, &d.decky.name, m)?;
         }
         containers::create_and_start(engine, network, c).await?;
     }

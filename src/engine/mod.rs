@@ -8,6 +8,8 @@
 //! A deploy flows through: [`plan`] (what to create, pure) → [`deploy`] (image,
 //! [`network`], [`hostnet`] hairpin, [`containers`], then [`state`]); [`teardown`] undoes
 //! it and reports status; [`compose`] renders a plan for people who want a compose file.
+//! Capturing services keep their files in host directories ([`artifacts`]).
+pub mod artifacts;
 pub mod compose;
 pub mod containers;
 pub mod deploy;

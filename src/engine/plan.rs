@@ -16,10 +16,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::artifacts::{self, Mount};
 use crate::catalog;
 use crate::config;
 use crate::ini::CustomService;
@@ -185,6 +187,8 @@ pub struct ContainerPlan {
     pub sysctls: BTreeMap<String, String>,
     /// Capabilities added to Docker's default set.
     pub cap_add: Vec<String>,
+    /// Host directories bind-mounted into it (artifact volumes).
+    pub mounts: Vec<Mount>,
 }
 
 /// What [`ContainerPlan::env_masked`] shows instead of a secret value.
@@ -246,6 +250,8 @@ pub struct PlanOptions<'a> {
     pub custom: &'a [CustomService],
     /// Label value identifying this deploy.
     pub deploy_id: String,
+    /// The host directory under which capturing services keep their files.
+    pub artifacts_root: PathBuf,
 }
 
 impl Plan {
@@ -305,6 +311,7 @@ fn decky_plan(d: &DeckyConfig, opts: &PlanOptions<'_>) -> DeckyPlan {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
         cap_add: vec!["NET_ADMIN".into()],
+        mounts: Vec::new(),
     };
     let services = d
         .services
@@ -320,10 +327,15 @@ fn decky_plan(d: &DeckyConfig, opts: &PlanOptions<'_>) -> DeckyPlan {
                 format!("{}={}", config::DECKY_HOSTNAME, d.hostname),
             ];
             let labels = common(&[(LABEL_SERVICE, "true"), (LABEL_SERVICE_NAME, svc.as_str())]);
+            let mut mounts = Vec::new();
             let (image, cmd, cap_add) = match catalog::service(svc) {
                 Ok(s) => {
                     let persona = s.persona_env(d.service_config.get(svc));
                     env.extend(persona.into_iter().map(|(k, v)| format!("{k}={v}")));
+                    if let Some(cap) = artifacts::capture(svc) {
+                        env.push(format!("{}={}", cap.env, cap.container_path));
+                        mounts.push(Mount::artifacts(&opts.artifacts_root, &d.name, cap));
+                    }
                     let cmd = vec!["decky".into(), "--service".into(), svc.clone()];
                     let caps = s.cap_add.iter().map(|c| (*c).to_owned()).collect();
                     (opts.image.clone(), cmd, caps)
@@ -343,6 +355,7 @@ fn decky_plan(d: &DeckyConfig, opts: &PlanOptions<'_>) -> DeckyPlan {
                 attach: Attach::Join(d.name.clone()),
                 sysctls: BTreeMap::new(),
                 cap_add,
+                mounts,
             }
         })
         .collect();
@@ -439,6 +452,7 @@ pub(crate) mod tests {
             host_ip: None,
             custom: &[],
             deploy_id: "d1".into(),
+            artifacts_root: "/srv/artifacts".into(),
         }
     }
 
@@ -468,6 +482,41 @@ pub(crate) mod tests {
         assert!(relay.env.contains(&"DECNET_DECKY_OS=windows".to_owned()));
         assert!(relay.env.contains(&"SMTP_OPEN_RELAY=1".to_owned()));
         assert!(relay.sysctls.is_empty() && relay.hostname.is_none());
+        assert!(win.base.mounts.is_empty() && win.services[0].mounts.is_empty());
+    }
+
+    #[test]
+    fn capturing_services_get_their_artifact_volume() {
+        let fleet = fleet();
+        let plan = Plan::new(&fleet, &["win".into(), "lin".into()], &opts(Driver::Bridge));
+        let relay = &plan.deckies[0].services[1];
+        assert_eq!(
+            relay.mounts,
+            [Mount {
+                host: "/srv/artifacts/win/smtp".into(),
+                container: "/var/spool/mqueue".into(),
+                read_only: false,
+            }]
+        );
+        assert!(
+            relay
+                .env
+                .contains(&"SMTP_QUARANTINE_DIR=/var/spool/mqueue".to_owned())
+        );
+        let ssh = &plan.deckies[1].services[0];
+        assert_eq!(ssh.mounts.len(), 1);
+        assert_eq!(ssh.mounts[0].host, PathBuf::from("/srv/artifacts/lin/ssh"));
+        assert_eq!(ssh.mounts[0].container, "/var/lib/systemd/coredump");
+        assert!(
+            ssh.env
+                .contains(&"SSH_ARTIFACTS_DIR=/var/lib/systemd/coredump".to_owned())
+        );
+        let smb = &plan.deckies[0].services[0];
+        assert!(
+            !smb.env.iter().any(|e| e.contains("ARTIFACTS_DIR")),
+            "{:?}",
+            smb.env
+        );
     }
 
     #[test]

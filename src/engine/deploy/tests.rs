@@ -27,6 +27,7 @@ fn request(deckies: Vec<model::DeckyConfig>, replace: bool) -> Request<'static> 
         state_path: "/nonexistent/decnet-state.json".into(),
         parallel: 2,
         cancel: Default::default(),
+        artifacts_root: "/nonexistent/artifacts".into(),
     }
 }
 
