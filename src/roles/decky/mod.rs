@@ -33,6 +33,7 @@ pub mod ftp;
 pub mod http;
 pub mod persona;
 pub mod redis;
+pub mod shell;
 mod stub;
 
 pub use events::{Credential, Emitter};
