@@ -171,10 +171,10 @@ pub static SERVICES: &[Service] = &[
         ..svc("sniffer", "fleet-wide TLS/QUIC fingerprint sniffer", &[])
     },
     udp(svc("snmp", "SNMP agent", &[]), &[161]),
-    keys(
+    emulated(keys(
         caps(svc("ssh", "OpenSSH server", &[22]), NET_BIND),
         persona::SSH,
-    ),
+    )),
     keys(
         caps(svc("telnet", "telnet login", &[23]), NET_BIND),
         persona::TELNET,
@@ -390,7 +390,9 @@ mod tests {
             .filter(|s| !s.stub)
             .map(|s| s.name)
             .collect();
-        assert_eq!(emulated, ["ftp", "http", "https", "redis"]);
-        assert_eq!(ssh.implementation(), "stub (logs connects)");
+        assert_eq!(emulated, ["ftp", "http", "https", "redis", "ssh"]);
+        assert_eq!(ssh.implementation(), "emulated");
+        let vnc = service("vnc").expect("catalogued");
+        assert_eq!(vnc.implementation(), "stub (logs connects)");
     }
 }

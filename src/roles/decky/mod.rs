@@ -10,8 +10,9 @@
 //!   derivation of every detail that must differ between deckies.
 //! - [`events`]: the event emitter and the universal credential shape.
 //! - [`conn`]: accept loop, concurrency cap, idle and total timeouts, capped lines.
-//! - one module per emulated service ([`ftp`], [`http`] for http and https, [`redis`]); every
-//!   other catalogue service is still the connect-logging stand-in of [`stub`].
+//! - one module per emulated service ([`ftp`], [`http`] for http and https, [`redis`],
+//!   [`ssh`]), with [`shell`] shared by the login services; every other catalogue service
+//!   is still the connect-logging stand-in of [`stub`].
 //!
 //! The runtime is single-threaded on purpose: a fleet runs hundreds of these processes
 //! and each must stay within a few MiB of RSS.
@@ -33,6 +34,7 @@ pub mod ftp;
 pub mod http;
 pub mod persona;
 pub mod redis;
+pub mod ssh;
 pub mod shell;
 mod stub;
 
@@ -45,7 +47,7 @@ const EVENT_QUEUE: usize = 1024;
 /// Whether `name` has a protocol emulation here (the catalogue's `stub` flag says the
 /// same, and a test keeps the two in step); every other service is a stand-in.
 pub fn is_emulated(name: &str) -> bool {
-    matches!(name, "ftp" | "http" | "https" | "redis")
+    matches!(name, "ftp" | "http" | "https" | "redis" | "ssh")
 }
 
 /// Why a decky process could not run.
@@ -119,6 +121,7 @@ pub fn setting_names(name: &str) -> Vec<&'static str> {
     names.extend(match name {
         "redis" => redis::EXTRA_SETTINGS,
         "ftp" => ftp::EXTRA_SETTINGS,
+        "ssh" => ssh::EXTRA_SETTINGS,
         _ => &[],
     });
     names
@@ -215,6 +218,7 @@ pub async fn serve(
         "http" | "https" => Some(http::handler(&spec, emitter.clone())?),
         "redis" => Some(redis::handler(&spec, emitter.clone())),
         "ftp" => Some(ftp::handler(&spec, emitter.clone())),
+        "ssh" => Some(ssh::handler(&spec, emitter.clone())?),
         other => {
             debug_assert!(!is_emulated(other));
             None
