@@ -175,10 +175,10 @@ pub static SERVICES: &[Service] = &[
         caps(svc("ssh", "OpenSSH server", &[22]), NET_BIND),
         persona::SSH,
     )),
-    keys(
+    emulated(keys(
         caps(svc("telnet", "telnet login", &[23]), NET_BIND),
         persona::TELNET,
-    ),
+    )),
     udp(svc("tftp", "TFTP server", &[]), &[69]),
     svc("vnc", "VNC remote desktop (RFB)", &[5900]),
 ];
@@ -390,7 +390,7 @@ mod tests {
             .filter(|s| !s.stub)
             .map(|s| s.name)
             .collect();
-        assert_eq!(emulated, ["ftp", "http", "https", "redis", "ssh"]);
+        assert_eq!(emulated, ["ftp", "http", "https", "redis", "ssh", "telnet"]);
         assert_eq!(ssh.implementation(), "emulated");
         let vnc = service("vnc").expect("catalogued");
         assert_eq!(vnc.implementation(), "stub (logs connects)");

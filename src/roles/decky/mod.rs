@@ -11,8 +11,9 @@
 //! - [`events`]: the event emitter and the universal credential shape.
 //! - [`conn`]: accept loop, concurrency cap, idle and total timeouts, capped lines.
 //! - one module per emulated service ([`ftp`], [`http`] for http and https, [`redis`],
-//!   [`ssh`]), with [`shell`] shared by the login services; every other catalogue service
-//!   is still the connect-logging stand-in of [`stub`].
+//!   [`ssh`], [`telnet`]); every other catalogue service is still the connect-logging
+//!   stand-in of [`stub`].
+//! - [`shell`]: the emulated bash that ssh and telnet sessions get after a login.
 //!
 //! The runtime is single-threaded on purpose: a fleet runs hundreds of these processes
 //! and each must stay within a few MiB of RSS.
@@ -37,6 +38,7 @@ pub mod redis;
 pub mod ssh;
 pub mod shell;
 mod stub;
+pub mod telnet;
 
 pub use events::{Credential, Emitter};
 pub use persona::Persona;
@@ -47,7 +49,10 @@ const EVENT_QUEUE: usize = 1024;
 /// Whether `name` has a protocol emulation here (the catalogue's `stub` flag says the
 /// same, and a test keeps the two in step); every other service is a stand-in.
 pub fn is_emulated(name: &str) -> bool {
-    matches!(name, "ftp" | "http" | "https" | "redis" | "ssh")
+    matches!(
+        name,
+        "ftp" | "http" | "https" | "redis" | "ssh" | "telnet"
+    )
 }
 
 /// Why a decky process could not run.
@@ -219,6 +224,7 @@ pub async fn serve(
         "redis" => Some(redis::handler(&spec, emitter.clone())),
         "ftp" => Some(ftp::handler(&spec, emitter.clone())),
         "ssh" => Some(ssh::handler(&spec, emitter.clone())?),
+        "telnet" => Some(telnet::handler(&spec, emitter.clone())),
         other => {
             debug_assert!(!is_emulated(other));
             None

@@ -37,7 +37,11 @@ impl Accounts {
         Accounts {
             root_password: get(&root, "admin").into_bytes(),
             user_password: get(&user_pw, "admin").into_bytes(),
-            user: if user == "root" { "ubuntu".to_owned() } else { user },
+            user: if user == "root" {
+                "ubuntu".to_owned()
+            } else {
+                user
+            },
         }
     }
 

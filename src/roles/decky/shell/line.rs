@@ -184,14 +184,24 @@ mod tests {
         let mut e = LineEditor::new();
         let got = e.feed(b"lsx\x7f -l\x08a\r");
         assert_eq!(lines(&got), [b"ls -a"]);
-        assert_eq!(got[0], Input::Echo(b"lsx\x08 \x08 -l\x08 \x08a\r\n".to_vec()));
+        assert_eq!(
+            got[0],
+            Input::Echo(b"lsx\x08 \x08 -l\x08 \x08a\r\n".to_vec())
+        );
         let got = e.feed("héé\x7f\r".as_bytes());
         assert_eq!(lines(&got), ["hé".as_bytes()]);
         let got = e.feed(b"rm -rf\x15id\r");
         assert_eq!(lines(&got), [b"id"]);
-        assert_eq!(e.feed(b"abc\x03"), [Input::Echo(b"abc^C\r\n".to_vec()), Input::Interrupt]);
+        assert_eq!(
+            e.feed(b"abc\x03"),
+            [Input::Echo(b"abc^C\r\n".to_vec()), Input::Interrupt]
+        );
         assert_eq!(e.feed(b"\x04"), [Input::Eof]);
-        assert_eq!(e.feed(b"a\x04"), [Input::Echo(b"a".to_vec())], "^D mid-line");
+        assert_eq!(
+            e.feed(b"a\x04"),
+            [Input::Echo(b"a".to_vec())],
+            "^D mid-line"
+        );
     }
 
     #[test]
@@ -210,7 +220,10 @@ mod tests {
         e.set_echo(false);
         assert_eq!(
             e.feed(b"s3cret\r"),
-            [Input::Echo(b"\r\n".to_vec()), Input::Line(b"s3cret".to_vec())]
+            [
+                Input::Echo(b"\r\n".to_vec()),
+                Input::Line(b"s3cret".to_vec())
+            ]
         );
     }
 }

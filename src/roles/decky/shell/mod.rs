@@ -1,12 +1,14 @@
 //! The emulated shell ssh and telnet sessions get after a login: a bash of the persona's
 //! distro over a fake file system generated from the seed. Nothing is ever executed and
-//! nothing leaves the process: every line is parsed, answered from the model and logged
-//! as a `command` event (engine.md §2.3, the `CMD uid=… cmd=…` shape of the bash hook).
+//! nothing leaves the process: every line is parsed ([`parse`]), answered from the model
+//! ([`tree`], [`fs`]) by the command emulations, and logged as a `command` event
+//! (engine.md §2.3, the `CMD uid=… cmd=…` shape of the bash hook). `wget`, `curl`, `tftp`
+//! and `ftp` log `download_attempt` with the URL and fail as the real tools fail offline.
 //!
 //! A service drives it like this:
 //! - write [`Shell::motd`], then [`Shell::prompt`];
 //! - feed the client's bytes to a [`LineEditor`] (with [`LineEditor::set_echo`] following
-//!   [`Shell::echo`], off while `sudo` reads a password), write back every
+//!   [`Shell::echo`], off while `sudo` or `su` reads a password), write back every
 //!   [`Input::Echo`], and pass each [`Input::Line`] to [`Shell::run_line`];
 //! - write the [`Outcome`]'s output, then the prompt again, until its `exit` is set;
 //! - [`Input::Interrupt`] goes to [`Shell::interrupt`], [`Input::Eof`] to [`Shell::eof`];
@@ -14,20 +16,54 @@
 //!
 //! [`Shell::transcript`] is the session as the attacker saw it, capped at
 //! [`MAX_TRANSCRIPT`] bytes, for `session_recorded`. [`accounts`] is the login check ssh
-//! and telnet share.
-use std::net::SocketAddr;
+//! and telnet share; [`Shell::with_accounts`] lets `sudo`/`su` check passwords against it.
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
-use super::{Emitter, Persona};
+use time::OffsetDateTime;
+
+use super::{Credential, Emitter, Persona};
+use crate::syslog::Message;
 
 pub mod accounts;
+mod commands;
+mod distro;
+mod files;
+pub mod fs;
 mod line;
+mod net;
+mod parse;
+mod sysinfo;
+mod tree;
 
 pub use accounts::Accounts;
+pub use distro::short_host;
 pub use line::{Input, LineEditor, MAX_LINE};
+
+/// The distro's `/etc/issue`, `/etc/issue.net` and release files, path → content (what a
+/// telnetd shows before `login:`).
+pub fn issue_files(p: &Persona) -> Vec<(&'static str, String)> {
+    distro::release_files(p)
+}
+
+/// `PRETTY_NAME` of the distro's os-release (what `\S` in an issue file stands for).
+pub fn pretty_name(p: &Persona) -> String {
+    distro::os_release(p)
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map_or_else(String::new, |v| v.trim_matches('"').to_owned())
+}
 
 /// Largest transcript kept; the rest of a session is counted, not stored.
 pub const MAX_TRANSCRIPT: usize = 256 * 1024;
+/// Most output one line may produce.
+pub const MAX_OUTPUT: usize = 256 * 1024;
+/// Most lines kept in `history`.
+const MAX_HISTORY: usize = 500;
+/// How long a wrong `sudo` or `su` password takes to be refused (pam_faildelay).
+const AUTH_FAIL_DELAY: Duration = Duration::from_secs(2);
 
 /// Who is at the shell, and where its events go.
 #[derive(Debug, Clone)]
@@ -53,11 +89,43 @@ pub struct Outcome {
     pub exit: Option<i32>,
 }
 
+/// A password the shell is waiting for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pending {
+    /// `sudo` of `line`, after `tries` wrong passwords.
+    Sudo { line: String, tries: u8 },
+    /// `su` to `target`; `login` for `su -`.
+    Su { target: String, login: bool },
+}
+
 /// One emulated shell session.
 #[derive(Debug)]
 pub struct Shell {
     ctx: Context,
+    machine: tree::Machine,
+    fs: fs::Fs,
+    /// The effective user (changes with `su`, `sudo -i`).
+    user: String,
+    /// Users and directories to return to when a nested shell exits.
+    stack: Vec<(String, String, bool)>,
     cwd: String,
+    env: BTreeMap<String, String>,
+    status: i32,
+    history: Vec<String>,
+    pending: Option<Pending>,
+    sudo_cached: bool,
+    accounts: Option<Accounts>,
+    local: Option<SocketAddr>,
+    /// Events the current line produced, emitted once it is done.
+    events: Vec<Message>,
+    /// Extra time the current line takes (a tool "timing out").
+    delay: Duration,
+    exit: Option<i32>,
+    tty: bool,
+    /// Nesting of `sh -c` and `| sh` (capped, so a self-feeding script ends).
+    depth: u8,
+    /// The line being run (what `sudo` re-runs once it has a password).
+    current: String,
     transcript: Vec<u8>,
     transcript_dropped: u64,
 }
@@ -65,55 +133,232 @@ pub struct Shell {
 impl Shell {
     /// A login shell for `ctx.user`, in its home directory.
     pub fn new(ctx: Context) -> Shell {
-        let cwd = if ctx.user == "root" {
-            "/root".to_owned()
-        } else {
-            format!("/home/{}", ctx.user)
-        };
-        Shell {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let machine = tree::Machine::new(&ctx.persona, &ctx.user, now, None);
+        let fs = tree::build(&ctx.persona, &machine);
+        let user = ctx.user.clone();
+        let mut shell = Shell {
             ctx,
-            cwd,
+            machine,
+            fs,
+            user,
+            stack: Vec::new(),
+            cwd: String::new(),
+            env: BTreeMap::new(),
+            status: 0,
+            history: Vec::new(),
+            pending: None,
+            sudo_cached: false,
+            accounts: None,
+            local: None,
+            events: Vec::new(),
+            delay: Duration::ZERO,
+            exit: None,
+            tty: true,
+            depth: 0,
+            current: String::new(),
             transcript: Vec::new(),
             transcript_dropped: 0,
+        };
+        shell.login_env();
+        shell
+    }
+
+    /// The same shell, with `sudo` and `su` checking passwords against `accounts`
+    /// (without, any password is taken).
+    pub fn with_accounts(mut self, accounts: Accounts) -> Shell {
+        self.accounts = Some(accounts);
+        self
+    }
+
+    /// The same shell on a machine whose address is the one the client connected to.
+    pub fn with_local_addr(mut self, local: SocketAddr) -> Shell {
+        self.local = Some(local);
+        if let IpAddr::V4(v4) = local.ip().to_canonical() {
+            if !v4.is_loopback() && !v4.is_unspecified() {
+                let now = OffsetDateTime::now_utc().unix_timestamp();
+                self.machine = tree::Machine::new(&self.ctx.persona, &self.ctx.user, now, Some(v4));
+                self.fs = tree::build(&self.ctx.persona, &self.machine);
+            }
         }
+        self.login_env();
+        self
     }
 
-    /// The banner shown after login.
+    /// The same shell with the client's terminal type (`TERM`).
+    pub fn with_term(mut self, term: &str) -> Shell {
+        let term: String = term
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(40)
+            .collect();
+        if !term.is_empty() {
+            self.env.insert("TERM".to_owned(), term);
+        }
+        self
+    }
+
+    fn login_env(&mut self) {
+        let account = self.machine.account(&self.user).cloned();
+        let home = account
+            .as_ref()
+            .map_or_else(|| format!("/home/{}", self.user), |a| a.home.clone());
+        let shell = account.map_or_else(|| "/bin/bash".to_owned(), |a| a.shell);
+        self.cwd = home.clone();
+        let peer = self.ctx.peer;
+        let local_port = self.local.map_or(22, |l| l.port());
+        let local_ip = self.local.map_or_else(
+            || self.machine.addr.to_string(),
+            |l| l.ip().to_canonical().to_string(),
+        );
+        let term = self
+            .env
+            .get("TERM")
+            .cloned()
+            .unwrap_or_else(|| "xterm-256color".to_owned());
+        let mut env = BTreeMap::new();
+        let mut set = |k: &str, v: String| {
+            env.insert(k.to_owned(), v);
+        };
+        set("SHELL", shell);
+        set("HOME", home);
+        set("USER", self.user.clone());
+        set("LOGNAME", self.user.clone());
+        set("TERM", term);
+        set("SHLVL", "1".to_owned());
+        set(
+            "PATH",
+            commands::path(&self.ctx.persona, self.user == "root"),
+        );
+        set(
+            "LANG",
+            if matches!(self.ctx.persona.distro.slug, "alpine" | "arch") {
+                "C.UTF-8"
+            } else {
+                "en_US.UTF-8"
+            }
+            .to_owned(),
+        );
+        set("MAIL", format!("/var/mail/{}", self.user));
+        if self.ctx.service == "ssh" {
+            let ip = peer.ip().to_canonical();
+            set("SSH_CLIENT", format!("{ip} {} {local_port}", peer.port()));
+            set(
+                "SSH_CONNECTION",
+                format!("{ip} {} {local_ip} {local_port}", peer.port()),
+            );
+            set("SSH_TTY", "/dev/pts/0".to_owned());
+        }
+        self.env = env;
+        self.env.insert("PWD".to_owned(), self.cwd.clone());
+    }
+
+    /// The banner shown after login, with the `Last login` line.
     pub fn motd(&self) -> Vec<u8> {
-        Vec::new()
+        let p = &self.ctx.persona;
+        let now = OffsetDateTime::now_utc();
+        let mut text = distro::motd(
+            p,
+            &self.machine.kernel,
+            &sysinfo::date_utc(now),
+            &self.machine.addr.to_string(),
+            &self.machine.iface,
+        );
+        if let Some((_, from, when)) = self
+            .machine
+            .past_logins
+            .iter()
+            .find(|(who, ..)| *who == self.user)
+        {
+            let when = OffsetDateTime::from_unix_timestamp(*when).unwrap_or(now);
+            if self.ctx.service == "ssh" {
+                text.push_str(&format!(
+                    "Last login: {} from {from}\n",
+                    sysinfo::ctime(when)
+                ));
+            } else {
+                let short = sysinfo::ctime(when);
+                text.push_str(&format!(
+                    "Last login: {} from {from} on pts/1\n",
+                    &short[..short.len().saturating_sub(5)]
+                ));
+            }
+        }
+        crlf(text.as_bytes())
     }
 
-    /// The prompt shown before each line.
+    /// The prompt shown before each line (a password prompt while one is pending).
     pub fn prompt(&self) -> Vec<u8> {
-        let sigil = if self.ctx.user == "root" { '#' } else { '$' };
-        format!("{}@{}:{}{sigil} ", self.ctx.user, self.ctx.persona.hostname, self.cwd)
-            .into_bytes()
+        match &self.pending {
+            Some(Pending::Sudo { .. }) => {
+                return format!("[sudo] password for {}: ", self.user).into_bytes();
+            }
+            Some(Pending::Su { .. }) => return b"Password: ".to_vec(),
+            None => {}
+        }
+        let host = distro::short_host(&self.ctx.persona.hostname);
+        let home = self.env.get("HOME").map_or("", String::as_str);
+        let dir = if self.cwd == home {
+            "~".to_owned()
+        } else if let Some(rest) = self.cwd.strip_prefix(&format!("{home}/")) {
+            format!("~/{rest}")
+        } else {
+            self.cwd.clone()
+        };
+        let sigil = if self.user == "root" { '#' } else { '$' };
+        let user = &self.user;
+        let text = match distro::prompt_style(&self.ctx.persona) {
+            distro::PromptStyle::Debian => format!("{user}@{host}:{dir}{sigil} "),
+            distro::PromptStyle::Redhat => {
+                let base = if dir == "~" || self.cwd == "/" {
+                    dir.as_str()
+                } else {
+                    self.cwd.rsplit('/').next().unwrap_or("/")
+                };
+                format!("[{user}@{host} {base}]{sigil} ")
+            }
+            distro::PromptStyle::Alpine => format!("{host}:{dir}{sigil} "),
+            distro::PromptStyle::Kali => {
+                let at = if self.user == "root" { "💀" } else { "㉿" };
+                format!("┌──({user}{at}{host})-[{dir}]\r\n└─{sigil} ")
+            }
+        };
+        text.into_bytes()
     }
 
-    /// Whether the client's typing should be echoed now.
+    /// Whether the client's typing should be echoed now (not while a password is read).
     pub fn echo(&self) -> bool {
-        true
+        self.pending.is_none()
     }
 
     /// Runs one interactive line; output has tty line ends (`\r\n`).
     pub async fn run_line(&mut self, line: &[u8]) -> Outcome {
         let prompt = self.prompt();
         self.record(&prompt);
+        if self.pending.is_some() {
+            self.record(b"\r\n");
+            let outcome = self.password(line).await;
+            self.record(&outcome.output);
+            return outcome;
+        }
         self.record(line);
         self.record(b"\r\n");
-        let outcome = self.run(line, true).await;
+        self.tty = true;
+        let outcome = self.run(line).await;
         self.record(&outcome.output);
         outcome
     }
 
-    /// Runs an ssh exec request; output has bare `\n` line ends.
+    /// Runs an ssh exec request; output has bare `\n` line ends and `exit` is always set.
     pub async fn exec(&mut self, command: &[u8]) -> Outcome {
         self.record(command);
         self.record(b"\n");
-        let mut outcome = self.run(command, false).await;
+        self.tty = false;
+        let mut outcome = self.run(command).await;
+        self.pending = None;
         self.record(&outcome.output);
         if outcome.exit.is_none() {
-            outcome.exit = Some(0);
+            outcome.exit = Some(self.status);
         }
         outcome
     }
@@ -121,16 +366,20 @@ impl Shell {
     /// `^C` at the prompt: anything pending (a password read) is dropped.
     pub fn interrupt(&mut self) {
         self.record(b"^C\r\n");
+        self.pending = None;
+        self.status = 130;
     }
 
     /// `^D` on an empty line: a login shell says `logout` and ends.
     pub fn eof(&mut self) -> Outcome {
-        let output = b"logout\r\n".to_vec();
-        self.record(&output);
-        Outcome {
-            output,
-            exit: Some(0),
+        if self.pending.take().is_some() {
+            let output = b"\r\n".to_vec();
+            self.record(&output);
+            return Outcome { output, exit: None };
         }
+        let output = self.leave(0);
+        self.record(&output.output);
+        output
     }
 
     /// The session so far as the client saw it, at most [`MAX_TRANSCRIPT`] bytes.
@@ -150,36 +399,525 @@ impl Shell {
         self.transcript_dropped += u64::try_from(bytes.len() - kept).unwrap_or(u64::MAX);
     }
 
-    async fn run(&mut self, line: &[u8], tty: bool) -> Outcome {
+    /// Ends the innermost shell: back to the user before `su`, or the end of the session.
+    fn leave(&mut self, code: i32) -> Outcome {
+        match self.stack.pop() {
+            Some((user, cwd, login)) => {
+                self.user = user;
+                self.cwd = cwd;
+                self.env.insert("USER".to_owned(), self.user.clone());
+                self.env.insert("PWD".to_owned(), self.cwd.clone());
+                if let Some(a) = self.machine.account(&self.user) {
+                    self.env.insert("HOME".to_owned(), a.home.clone());
+                }
+                let word: &[u8] = if login { b"logout\r\n" } else { b"exit\r\n" };
+                Outcome {
+                    output: word.to_vec(),
+                    exit: None,
+                }
+            }
+            None => Outcome {
+                output: if self.tty {
+                    b"logout\r\n".to_vec()
+                } else {
+                    Vec::new()
+                },
+                exit: Some(code),
+            },
+        }
+    }
+
+    /// Handles a line typed at a password prompt: logged as a credential, never as a command.
+    async fn password(&mut self, line: &[u8]) -> Outcome {
+        let Some(pending) = self.pending.take() else {
+            return Outcome::default();
+        };
+        let (principal, via) = match &pending {
+            Pending::Sudo { .. } => (self.user.clone(), "sudo"),
+            Pending::Su { target, .. } => (target.clone(), "su"),
+        };
+        let cred = Credential::plaintext(Some(principal.as_bytes()), line);
+        let ok = match &self.accounts {
+            Some(a) => a.check(principal.as_bytes(), line).is_some(),
+            None => true,
+        };
+        let em = self.ctx.emitter.clone();
+        let m = cred
+            .apply(em.peer_event("auth_attempt", self.ctx.peer))
+            .param("username", principal.as_str())
+            .param("via", via)
+            .param("outcome", if ok { "success" } else { "failure" });
+        em.emit(m).await;
+        if !ok {
+            tokio::time::sleep(AUTH_FAIL_DELAY).await;
+        }
+        let text = match pending {
+            Pending::Sudo { line: cmd, tries } => {
+                if ok {
+                    self.sudo_cached = true;
+                    return self.as_root(&cmd).await;
+                }
+                if tries >= 2 {
+                    self.status = 1;
+                    "sudo: 3 incorrect password attempts\n".to_owned()
+                } else {
+                    self.pending = Some(Pending::Sudo {
+                        line: cmd,
+                        tries: tries + 1,
+                    });
+                    "Sorry, try again.\n".to_owned()
+                }
+            }
+            Pending::Su { target, login } => {
+                if ok {
+                    self.switch_user(&target, login);
+                    String::new()
+                } else {
+                    self.status = 1;
+                    "su: Authentication failure\n".to_owned()
+                }
+            }
+        };
+        Outcome {
+            output: crlf(text.as_bytes()),
+            exit: None,
+        }
+    }
+
+    /// Runs `cmd` as root, as `sudo` does once the password is given.
+    async fn as_root(&mut self, cmd: &str) -> Outcome {
+        let before = self.user.clone();
+        let words: Vec<&str> = cmd.split_whitespace().collect();
+        if matches!(
+            words.as_slice(),
+            ["-i"] | ["-s"] | ["su"] | ["su", "-"] | ["-su"] | ["bash"] | ["-i", "bash"]
+        ) {
+            self.switch_user("root", words.first() != Some(&"-s") && words != ["bash"]);
+            return Outcome::default();
+        }
+        self.user = "root".to_owned();
+        let mut outcome = self.run_parsed(cmd).await;
+        if self.user == "root" {
+            self.user = before;
+        }
+        if self.tty {
+            outcome.output = crlf(&outcome.output);
+            outcome.output.truncate(MAX_OUTPUT);
+        }
+        outcome
+    }
+
+    /// Becomes `target` in a nested shell (`su`, `sudo -i`).
+    fn switch_user(&mut self, target: &str, login: bool) {
+        self.stack
+            .push((self.user.clone(), self.cwd.clone(), login));
+        self.user = target.to_owned();
+        let home = self
+            .machine
+            .account(target)
+            .map_or_else(|| "/".to_owned(), |a| a.home.clone());
+        if login {
+            self.cwd = home.clone();
+        }
+        self.env.insert("USER".to_owned(), target.to_owned());
+        self.env.insert("LOGNAME".to_owned(), target.to_owned());
+        self.env.insert("HOME".to_owned(), home);
+        self.env.insert("PWD".to_owned(), self.cwd.clone());
+        self.env.insert(
+            "PATH".to_owned(),
+            commands::path(&self.ctx.persona, target == "root"),
+        );
+    }
+
+    async fn run(&mut self, line: &[u8]) -> Outcome {
         let text = String::from_utf8_lossy(&line[..line.len().min(MAX_LINE)]).into_owned();
         let text = text.trim();
         if text.is_empty() {
             return Outcome::default();
         }
         self.log_command(text).await;
-        let word = text.split_whitespace().next().unwrap_or_default();
-        let (output, exit) = match word {
-            "exit" | "logout" => (String::from(if tty { "logout\n" } else { "" }), Some(0)),
-            other => (format!("-bash: {other}: command not found\n"), None),
+        if self.history.len() >= MAX_HISTORY {
+            self.history.remove(0);
+        }
+        self.history.push(text.to_owned());
+        self.current = text.to_owned();
+        let mut outcome = self.run_parsed(text).await;
+        if self.tty {
+            outcome.output = crlf(&outcome.output);
+            outcome.output.truncate(MAX_OUTPUT);
+        }
+        outcome
+    }
+
+    /// Parses and runs `text`, emitting the events it caused; output has bare `\n`.
+    async fn run_parsed(&mut self, text: &str) -> Outcome {
+        self.exit = None;
+        self.delay = Duration::ZERO;
+        let mut output = Vec::new();
+        let home = self.env.get("HOME").cloned();
+        let vars = move |_: &str| home.clone();
+        match parse::parse(text, &vars) {
+            Err(parse::SyntaxError(msg)) => {
+                output.extend_from_slice(format!("{}: {msg}\n", self.err_prefix()).as_bytes());
+                self.status = 2;
+            }
+            Ok(items) => {
+                for (joiner, pipeline) in items {
+                    let run = match joiner {
+                        parse::Joiner::Always => true,
+                        parse::Joiner::And => self.status == 0,
+                        parse::Joiner::Or => self.status != 0,
+                    };
+                    if !run {
+                        continue;
+                    }
+                    let out = self.pipeline(&pipeline);
+                    let room = MAX_OUTPUT.saturating_sub(output.len());
+                    output.extend_from_slice(&out[..out.len().min(room)]);
+                    if self.exit.is_some() || self.pending.is_some() {
+                        break;
+                    }
+                }
+            }
+        }
+        for m in std::mem::take(&mut self.events) {
+            self.ctx.emitter.emit(m).await;
+        }
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        let exit = match self.exit.take() {
+            Some(code) => {
+                let left = self.leave(code);
+                output.extend_from_slice(&left.output);
+                left.exit
+            }
+            None => None,
         };
-        Outcome {
-            output: if tty { crlf(output.as_bytes()) } else { output.into_bytes() },
-            exit,
+        Outcome { output, exit }
+    }
+
+    /// Runs `script` (from `sh -c` or a pipe into `sh`) in a child shell: its `exit` ends
+    /// only the child; returns its output and status.
+    fn run_script(&mut self, script: &str) -> (Vec<u8>, i32) {
+        if self.depth >= 4 {
+            return (Vec::new(), 0);
+        }
+        self.depth += 1;
+        let home = self.env.get("HOME").cloned();
+        let vars = move |_: &str| home.clone();
+        let saved_exit = self.exit.take();
+        let mut output = Vec::new();
+        for line in script.lines().take(parse::MAX_COMMANDS) {
+            match parse::parse(line, &vars) {
+                Err(parse::SyntaxError(msg)) => {
+                    output.extend_from_slice(format!("sh: 1: {msg}\n").as_bytes());
+                    self.status = 2;
+                }
+                Ok(items) => {
+                    for (joiner, pipeline) in items {
+                        let run = match joiner {
+                            parse::Joiner::Always => true,
+                            parse::Joiner::And => self.status == 0,
+                            parse::Joiner::Or => self.status != 0,
+                        };
+                        if run {
+                            let out = self.pipeline(&pipeline);
+                            let room = MAX_OUTPUT.saturating_sub(output.len());
+                            output.extend_from_slice(&out[..out.len().min(room)]);
+                        }
+                        if self.exit.is_some() {
+                            break;
+                        }
+                    }
+                }
+            }
+            if let Some(code) = self.exit.take() {
+                self.status = code;
+                break;
+            }
+        }
+        self.exit = saved_exit;
+        self.pending = None;
+        self.depth -= 1;
+        (output, self.status)
+    }
+
+    /// Runs one pipeline; returns what it wrote to the terminal.
+    fn pipeline(&mut self, pipeline: &[parse::Simple]) -> Vec<u8> {
+        let mut terminal = Vec::new();
+        let mut stdin = Vec::new();
+        let last = pipeline.len().saturating_sub(1);
+        for (i, cmd) in pipeline.iter().enumerate() {
+            let cmd = self.substitute(cmd);
+            let argv = self.expand_globs(&cmd.argv);
+            let mut input = std::mem::take(&mut stdin);
+            for r in &cmd.redirects {
+                if let parse::Redirect::In(path) = r {
+                    match self.read_file(path) {
+                        Ok(data) => input = data,
+                        Err(e) => {
+                            terminal.extend_from_slice(
+                                format!("{}: {path}: {}\n", self.err_prefix(), e.text()).as_bytes(),
+                            );
+                            self.status = 1;
+                            return terminal;
+                        }
+                    }
+                }
+            }
+            let redirected = cmd
+                .redirects
+                .iter()
+                .any(|r| matches!(r, parse::Redirect::Out { fd: 1 | 3, .. }));
+            let mut io = commands::Io {
+                tty: self.tty && i == last && !redirected,
+                ..commands::Io::default()
+            };
+            self.status = commands::dispatch(self, &argv, &input, &mut io);
+            let (mut out, mut err) = (io.out, io.err);
+            for r in &cmd.redirects {
+                match r {
+                    parse::Redirect::ErrToOut => {
+                        let mut both = std::mem::take(&mut err);
+                        both.append(&mut out);
+                        out = both;
+                    }
+                    parse::Redirect::Out { fd, path, append } => {
+                        let data = match fd {
+                            1 => std::mem::take(&mut out),
+                            2 => std::mem::take(&mut err),
+                            _ => {
+                                let mut both = std::mem::take(&mut err);
+                                both.append(&mut out);
+                                both
+                            }
+                        };
+                        if let Err(e) = self.write_file(path, &data, *append) {
+                            terminal.extend_from_slice(
+                                format!("{}: {path}: {}\n", self.err_prefix(), e.text()).as_bytes(),
+                            );
+                            self.status = 1;
+                        }
+                    }
+                    parse::Redirect::In(_) => {}
+                }
+            }
+            terminal.append(&mut err);
+            if i == last {
+                terminal.append(&mut out);
+            } else {
+                stdin = out;
+            }
+            if self.exit.is_some() || self.pending.is_some() {
+                break;
+            }
+        }
+        terminal
+    }
+
+    /// `cmd` with its variables substituted from the environment as it is now.
+    fn substitute(&self, cmd: &parse::Simple) -> parse::Simple {
+        let status = self.status;
+        let pid = 2_000 + self.ctx.persona.number("shell-pid", 30_000);
+        let prefix = self.err_prefix();
+        let vars = |name: &str| match name {
+            "?" => Some(status.to_string()),
+            "$" => Some(pid.to_string()),
+            "0" => Some(prefix.split(':').next().unwrap_or("bash").to_owned()),
+            "#" => Some("0".to_owned()),
+            n => self.env.get(n).cloned(),
+        };
+        let word = |w: &parse::Word| parse::Word {
+            text: parse::substitute(&w.text, &vars),
+            glob: w.glob,
+        };
+        parse::Simple {
+            argv: cmd.argv.iter().map(word).collect(),
+            redirects: cmd
+                .redirects
+                .iter()
+                .map(|r| match r {
+                    parse::Redirect::Out { fd, path, append } => parse::Redirect::Out {
+                        fd: *fd,
+                        path: parse::substitute(path, &vars),
+                        append: *append,
+                    },
+                    parse::Redirect::In(path) => {
+                        parse::Redirect::In(parse::substitute(path, &vars))
+                    }
+                    parse::Redirect::ErrToOut => parse::Redirect::ErrToOut,
+                })
+                .collect(),
+        }
+    }
+
+    /// Words with their globs matched against the file system, one path component at a
+    /// time (unmatched globs stay as typed, as bash leaves them).
+    fn expand_globs(&self, words: &[parse::Word]) -> Vec<String> {
+        let mut out = Vec::new();
+        for w in words {
+            if !w.glob {
+                out.push(w.text.clone());
+                continue;
+            }
+            let absolute = w.text.starts_with('/');
+            let start = if absolute {
+                "/".to_owned()
+            } else {
+                self.cwd.clone()
+            };
+            let mut found: Vec<(String, Vec<String>)> = vec![(start, Vec::new())];
+            for comp in w.text.split('/').filter(|c| !c.is_empty()) {
+                let mut next = Vec::new();
+                for (abs, shown) in found {
+                    let child = |name: &str| {
+                        let a = if abs == "/" {
+                            format!("/{name}")
+                        } else {
+                            format!("{abs}/{name}")
+                        };
+                        let mut s = shown.clone();
+                        s.push(name.to_owned());
+                        (a, s)
+                    };
+                    if comp.contains(['*', '?']) {
+                        for (name, _) in self.fs.list(&abs).unwrap_or_default() {
+                            if (comp.starts_with('.') || !name.starts_with('.'))
+                                && files::wildcard(comp, &name)
+                            {
+                                next.push(child(&name));
+                            }
+                        }
+                    } else {
+                        next.push(child(comp));
+                    }
+                    if next.len() > 4096 {
+                        break;
+                    }
+                }
+                found = next;
+            }
+            let mut matched: Vec<String> = found
+                .into_iter()
+                .filter(|(abs, _)| self.fs.get(abs).is_ok())
+                .map(|(_, shown)| {
+                    let joined = shown.join("/");
+                    if absolute {
+                        format!("/{joined}")
+                    } else {
+                        joined
+                    }
+                })
+                .collect();
+            if matched.is_empty() {
+                out.push(w.text.clone());
+            } else {
+                matched.sort();
+                out.append(&mut matched);
+            }
+        }
+        out
+    }
+
+    /// `path` made absolute against the working directory.
+    fn abs(&self, path: &str) -> String {
+        let home = self.env.get("HOME").map_or("/", String::as_str);
+        fs::absolute(&self.cwd, home, path)
+    }
+
+    /// Whether the effective user may read `path`.
+    fn may_read(&self, real: &str, node: &fs::Node) -> bool {
+        if self.user == "root" {
+            return true;
+        }
+        if node.owner == self.user {
+            return true;
+        }
+        let bits = if node.is_dir() { 0o005 } else { 0o004 };
+        let others = node.mode & bits == bits;
+        let in_private = real.starts_with("/root") && real != "/root";
+        others && !in_private
+    }
+
+    fn read_file(&self, path: &str) -> Result<Vec<u8>, fs::FsError> {
+        let (real, node) = self.fs.get(&self.abs(path))?;
+        if !self.may_read(&real, node) {
+            return Err(fs::FsError::Denied);
+        }
+        match &node.kind {
+            fs::Kind::Dir => Err(fs::FsError::IsDir),
+            fs::Kind::File { data, .. } => Ok(data.clone()),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    fn write_file(&mut self, path: &str, data: &[u8], append: bool) -> Result<(), fs::FsError> {
+        let abs = self.abs(path);
+        if !self.may_write(&abs) {
+            return Err(fs::FsError::Denied);
+        }
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let user = self.user.clone();
+        self.fs.write(&abs, data, append, &user, now)
+    }
+
+    /// Whether the effective user may create or change `abs`.
+    fn may_write(&self, abs: &str) -> bool {
+        if self.user == "root" {
+            return true;
+        }
+        let home = self
+            .machine
+            .account(&self.user)
+            .map_or_else(String::new, |a| a.home.clone());
+        let writable = ["/tmp", "/var/tmp", "/dev/shm", "/dev/null"];
+        (!home.is_empty() && (abs == home || abs.starts_with(&format!("{home}/"))))
+            || writable
+                .iter()
+                .any(|w| abs == *w || abs.starts_with(&format!("{w}/")))
+    }
+
+    /// What bash puts before its own error messages.
+    fn err_prefix(&self) -> &'static str {
+        if self.ctx.persona.distro.slug == "alpine" {
+            if self.tty { "-ash" } else { "sh" }
+        } else if self.tty {
+            "-bash"
+        } else if matches!(self.ctx.persona.distro.slug, "centos7" | "ubuntu20") {
+            "bash"
+        } else {
+            "bash: line 1"
+        }
+    }
+
+    fn uid(&self) -> u32 {
+        self.machine.account(&self.user).map_or(1000, |a| a.uid)
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+
+    /// Queues `m` for emission when the line is done.
+    fn event(&mut self, m: Message) {
+        if self.events.len() < parse::MAX_COMMANDS {
+            self.events.push(m);
         }
     }
 
     async fn log_command(&self, text: &str) {
-        let uid = if self.ctx.user == "root" { "0" } else { "1000" };
+        let uid = self.uid();
         let em = &self.ctx.emitter;
         let m = em
             .peer_event("command", self.ctx.peer)
-            .param("uid", uid)
-            .param("user", self.ctx.user.as_str())
+            .param("uid", uid.to_string())
+            .param("user", self.user.as_str())
             .param("pwd", self.cwd.as_str())
             .param("command", text)
             .msg(format!(
                 "CMD uid={uid} user={} src={} pwd={} cmd={text}",
-                self.ctx.user,
+                self.user,
                 self.ctx.peer.ip().to_canonical(),
                 self.cwd
             ));
@@ -200,3 +938,6 @@ pub fn crlf(text: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;
