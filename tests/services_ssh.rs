@@ -318,3 +318,41 @@ fn garbage_after_the_banner_leaves_the_service_serving() {
         assert_eq!(keyscan(svc.port).len(), 2, "still serving after the garbage");
     }
 }
+
+#[test]
+fn public_keys_offered_are_logged_with_their_fingerprint() {
+    if !tool("ssh") || !tool("ssh-keygen") {
+        return;
+    }
+    let mut svc = root_service(11, "ubuntu22", &[]);
+    let keys = tempfile::tempdir().expect("tempdir");
+    let key = keys.path().join("id_ed25519");
+    let made = run(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key));
+    assert!(made.status.success(), "{}", text(&made));
+    let listed = run(Command::new("ssh-keygen").arg("-lf").arg(&key));
+    let fingerprint = String::from_utf8_lossy(&listed.stdout)
+        .split_whitespace()
+        .nth(1)
+        .expect("fingerprint")
+        .to_owned();
+    let mut cmd = Command::new("ssh");
+    client_opts(&mut cmd, svc.port);
+    cmd.args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"])
+        .args(["-o", "PreferredAuthentications=publickey", "-i"])
+        .arg(&key)
+        .args(["admin@127.0.0.1", "true"]);
+    let out = run(&mut cmd);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("Permission denied (publickey,password)."),
+        "{}",
+        text(&out)
+    );
+    let auth = svc.next("auth_attempt");
+    assert_eq!(auth.fields.get("method"), Some("publickey"));
+    assert_eq!(auth.fields.get("principal"), Some("admin"));
+    assert_eq!(auth.fields.get("key_type"), Some("ssh-ed25519"));
+    assert_eq!(auth.fields.get("fingerprint"), Some(fingerprint.as_str()));
+}

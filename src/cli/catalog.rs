@@ -269,10 +269,10 @@ mod tests {
                 o,
             )
         });
-        let ssh = t.lines().find(|l| l.starts_with("ssh ")).expect("ssh row");
+        let vnc = t.lines().find(|l| l.starts_with("vnc ")).expect("vnc row");
         assert!(
-            ssh.contains("22") && ssh.contains("stub (logs connects)"),
-            "{ssh}"
+            vnc.contains("5900") && vnc.contains("stub (logs connects)"),
+            "{vnc}"
         );
         let http = t
             .lines()

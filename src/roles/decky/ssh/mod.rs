@@ -134,7 +134,11 @@ impl Drop for Hangup {
 }
 
 async fn connection(state: Arc<State>, conn: Conn) {
-    let Conn { stream, peer, .. } = conn;
+    let Conn {
+        stream,
+        peer,
+        local,
+    } = conn;
     let em = &state.emitter;
     em.emit(em.peer_event("connection", peer)).await;
     let mut reader = BufReader::with_capacity(4096, stream);
@@ -171,7 +175,7 @@ async fn connection(state: Arc<State>, conn: Conn) {
     replay.extend_from_slice(b"\r\n");
     replay.extend_from_slice(reader.buffer());
     let stream = ident::Replay::new(reader.into_inner(), replay, banner.len() + 2);
-    let handler = session::Conn::new(state.clone(), peer);
+    let handler = session::Conn::new(state.clone(), peer, local);
     let Ok(running) = russh::server::run_stream(state.config.clone(), stream, handler).await
     else {
         return;

@@ -21,8 +21,8 @@ use crate::roles::decky::shell::{self, Input, LineEditor, MAX_TRANSCRIPT, Shell}
 const MAX_SESSIONS: usize = 10;
 
 enum Chan {
-    /// Opened, no request yet.
-    Open { pty: bool },
+    /// Opened, no request yet; `term` is set by a pty request.
+    Open { term: Option<String> },
     /// An interactive shell.
     Shell {
         shell: Box<Shell>,
@@ -39,6 +39,7 @@ enum Chan {
 pub struct Conn {
     state: Arc<State>,
     peer: SocketAddr,
+    local: SocketAddr,
     started: Instant,
     tries: u32,
     user: Option<String>,
@@ -48,11 +49,12 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// A connection from `peer`.
-    pub fn new(state: Arc<State>, peer: SocketAddr) -> Self {
+    /// A connection from `peer` to `local`.
+    pub fn new(state: Arc<State>, peer: SocketAddr, local: SocketAddr) -> Self {
         Conn {
             state,
             peer,
+            local,
             started: Instant::now(),
             tries: 0,
             user: None,
@@ -66,14 +68,20 @@ impl Conn {
         self.user.clone().unwrap_or_else(|| "root".to_owned())
     }
 
-    fn shell(&self) -> Shell {
-        Shell::new(shell::Context {
+    fn shell(&self, term: Option<&str>) -> Shell {
+        let sh = Shell::new(shell::Context {
             persona: self.state.persona.clone(),
             emitter: self.state.emitter.clone(),
             peer: self.peer,
             user: self.account(),
             service: "ssh",
         })
+        .with_accounts(self.state.policy.accounts.clone())
+        .with_local_addr(self.local);
+        match term {
+            Some(t) => sh.with_term(t),
+            None => sh,
+        }
     }
 
     fn sink(&self) -> Sink {
@@ -318,7 +326,7 @@ impl Handler for Conn {
             reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
             return Ok(());
         }
-        self.channels.insert(channel.id(), Chan::Open { pty: false });
+        self.channels.insert(channel.id(), Chan::Open { term: None });
         reply.accept().await;
         Ok(())
     }
@@ -352,7 +360,7 @@ impl Handler for Conn {
     async fn pty_request(
         &mut self,
         channel: ChannelId,
-        _term: &str,
+        term: &str,
         _cols: u32,
         _rows: u32,
         _pix_width: u32,
@@ -360,18 +368,19 @@ impl Handler for Conn {
         _modes: &[(russh::Pty, u32)],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if let Some(Chan::Open { pty }) = self.channels.get_mut(&channel) {
-            *pty = true;
+        if let Some(Chan::Open { term: t }) = self.channels.get_mut(&channel) {
+            *t = Some(term.to_owned());
         }
         session.channel_success(channel)
     }
 
     async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
-        let Some(Chan::Open { pty }) = self.channels.get(&channel) else {
+        let Some(Chan::Open { term }) = self.channels.get(&channel) else {
             return session.channel_failure(channel);
         };
-        let pty = *pty;
-        let shell = self.shell();
+        let term = term.clone();
+        let pty = term.is_some();
+        let shell = self.shell(term.as_deref());
         let mut editor = LineEditor::new();
         editor.set_echo(pty);
         session.channel_success(channel)?;
@@ -405,7 +414,7 @@ impl Handler for Conn {
             self.channels.insert(channel, Chan::Scp(Scp::new(target, is_dir)));
             return session.data(channel, vec![0u8]);
         }
-        let mut shell = self.shell();
+        let mut shell = self.shell(None);
         let o = shell.exec(command).await;
         if !o.output.is_empty() {
             session.data(channel, o.output)?;

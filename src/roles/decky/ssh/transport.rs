@@ -284,11 +284,7 @@ impl Release {
     /// russh cannot run. Host keys follow sshd's order (RSA, ECDSA, Ed25519 keys, as
     /// its default `HostKey` files load), and russh offers only those it has a key for.
     pub fn preferred(&self) -> Preferred {
-        let kex: Vec<kex::Name> = self
-            .kex
-            .iter()
-            .filter_map(|n| kex::Name::try_from(*n).ok())
-            .collect();
+        let kex: Vec<kex::Name> = self.kex.iter().filter_map(|n| kex_name(n)).collect();
         let cipher: Vec<cipher::Name> = self
             .ciphers
             .iter()
@@ -325,12 +321,19 @@ impl Release {
     }
 }
 
+/// russh's name for kex method `name`: its algorithms, and the two server markers it
+/// knows but does not list among them.
+fn kex_name(name: &str) -> Option<kex::Name> {
+    match name {
+        "ext-info-s" => Some(kex::EXTENSION_SUPPORT_AS_SERVER),
+        "kex-strict-s-v00@openssh.com" => Some(kex::EXTENSION_OPENSSH_STRICT_KEX_AS_SERVER),
+        other => kex::Name::try_from(other).ok(),
+    }
+}
+
 /// The names of `release`'s lists that russh cannot run and so are not advertised.
 pub fn dropped_names(release: &Release) -> Vec<&'static str> {
-    let kex = release
-        .kex
-        .iter()
-        .filter(|n| kex::Name::try_from(**n).is_err());
+    let kex = release.kex.iter().filter(|n| kex_name(n).is_none());
     let ciphers = release
         .ciphers
         .iter()
