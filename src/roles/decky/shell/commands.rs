@@ -69,14 +69,14 @@ pub fn dispatch(sh: &mut Shell, argv: &[String], stdin: &[u8], io: &mut Io) -> i
     let Some(first) = argv.first() else {
         return 0;
     };
-    if let Some((name, value)) = first.split_once('=') {
-        if is_name(name) {
-            if argv.len() == 1 {
-                sh.env.insert(name.to_owned(), value.to_owned());
-                return 0;
-            }
-            return dispatch(sh, &argv[1..], stdin, io);
+    if let Some((name, value)) = first.split_once('=')
+        && is_name(name)
+    {
+        if argv.len() == 1 {
+            sh.env.insert(name.to_owned(), value.to_owned());
+            return 0;
         }
+        return dispatch(sh, &argv[1..], stdin, io);
     }
     let name = match first.rsplit_once('/') {
         Some((dir, base)) if is_bin_dir(dir) && BINARIES.contains(&base) => base,
@@ -443,10 +443,11 @@ fn export(sh: &mut Shell, name: &str, args: &[String], io: &mut Io) -> i32 {
 }
 
 fn env(sh: &mut Shell, args: &[String], stdin: &[u8], io: &mut Io) -> i32 {
-    if let Some(first) = args.first() {
-        if !first.contains('=') && !first.starts_with('-') {
-            return dispatch(sh, args, stdin, io);
-        }
+    if let Some(first) = args.first()
+        && !first.contains('=')
+        && !first.starts_with('-')
+    {
+        return dispatch(sh, args, stdin, io);
     }
     for (k, v) in &sh.env {
         io.out(&format!("{k}={v}\n"));

@@ -199,7 +199,7 @@ pub fn ls(sh: &Shell, name: &str, args: &[String], io: &mut Io) -> i32 {
     let show = |io: &mut Io, entries: Vec<(String, Node)>| {
         let mut entries = entries;
         if f.contains(&'t') {
-            entries.sort_by(|a, b| b.1.mtime.cmp(&a.1.mtime));
+            entries.sort_by_key(|e| std::cmp::Reverse(e.1.mtime));
         } else {
             entries.sort_by_key(|(n, _)| collate(n));
         }
@@ -480,8 +480,12 @@ pub fn wildcard(pat: &str, name: &str) -> bool {
 /// A small regular expression: alternatives (`|` with -E, `\|` without) of literals,
 /// `.`, `x*`, `^` and `$`; enough for the patterns people type at a prompt.
 struct Pattern {
-    alts: Vec<(bool, Vec<(Option<char>, bool)>, bool)>,
+    alts: Vec<Alternative>,
 }
+
+/// One alternative: anchored at the start, its atoms (a char or any, repeated or not),
+/// anchored at the end.
+type Alternative = (bool, Vec<(Option<char>, bool)>, bool);
 
 impl Pattern {
     fn new(pat: &str, extended: bool, fixed: bool, fold: bool) -> Pattern {

@@ -174,12 +174,13 @@ impl Shell {
     /// The same shell on a machine whose address is the one the client connected to.
     pub fn with_local_addr(mut self, local: SocketAddr) -> Shell {
         self.local = Some(local);
-        if let IpAddr::V4(v4) = local.ip().to_canonical() {
-            if !v4.is_loopback() && !v4.is_unspecified() {
-                let now = OffsetDateTime::now_utc().unix_timestamp();
-                self.machine = tree::Machine::new(&self.ctx.persona, &self.ctx.user, now, Some(v4));
-                self.fs = tree::build(&self.ctx.persona, &self.machine);
-            }
+        if let IpAddr::V4(v4) = local.ip().to_canonical()
+            && !v4.is_loopback()
+            && !v4.is_unspecified()
+        {
+            let now = OffsetDateTime::now_utc().unix_timestamp();
+            self.machine = tree::Machine::new(&self.ctx.persona, &self.ctx.user, now, Some(v4));
+            self.fs = tree::build(&self.ctx.persona, &self.machine);
         }
         self.login_env();
         self

@@ -86,11 +86,11 @@ pub fn id(sh: &Shell, args: &[String], io: &mut Io) -> i32 {
         .filter(|a| a.starts_with('-'))
         .flat_map(|a| a.chars().skip(1))
         .collect();
-    if let Some(other) = args.iter().find(|a| !a.starts_with('-')) {
-        if sh.machine.account(other).is_none() {
-            io.err(&format!("id: '{other}': no such user\n"));
-            return 1;
-        }
+    if let Some(other) = args.iter().find(|a| !a.starts_with('-'))
+        && sh.machine.account(other).is_none()
+    {
+        io.err(&format!("id: '{other}': no such user\n"));
+        return 1;
     }
     let text = match (
         flags.contains('u'),
@@ -708,8 +708,8 @@ pub fn netstat(sh: &Shell, name: &str, _args: &[String], io: &mut Io) -> i32 {
             } else {
                 proto
             };
-            let addr = if addr.starts_with(":::") {
-                format!("[::]:{}", &addr[3..])
+            let addr = if let Some(port) = addr.strip_prefix(":::") {
+                format!("[::]:{port}")
             } else {
                 addr.clone()
             };

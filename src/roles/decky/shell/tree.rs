@@ -92,7 +92,7 @@ impl Machine {
         let mem_gib = *p.pick("mem", &[2u64, 4, 4, 8, 8, 16, 32]);
         let cpus = *p.pick("cpus", &[1u64, 2, 2, 4, 4, 8]);
         let disk_gib = *p.pick("disk", &[20u64, 30, 40, 50, 80, 100, 160, 250]);
-        let disk_kib = disk_gib * 1024 * 1024 - 1024 * p.number("disk-meta", 600_000);
+        let disk_kib = disk_gib * 1024 * 1024 - 1024 * (100 + p.number("disk-meta", 900));
         let disk_used_kib = disk_kib / 100 * (8 + p.number("disk-used", 60));
         let iface = (*p.pick(
             "iface",
@@ -427,7 +427,7 @@ fn accounts(p: &Persona, login_user: &str) -> Vec<Account> {
 /// A password as people pick them, or as a generator makes them.
 pub fn password(p: &Persona, label: &str) -> String {
     let b = p.derive(label);
-    if b[0] % 2 == 0 {
+    if b[0].is_multiple_of(2) {
         let word = WORDS[usize::from(b[1]) % WORDS.len()];
         let sym = ["!", "#", "@", "$", "", "*"][usize::from(b[2]) % 6];
         format!(
@@ -445,7 +445,8 @@ pub fn password(p: &Persona, label: &str) -> String {
 
 /// The bait project's name, also used by the history.
 pub fn site(p: &Persona) -> &'static str {
-    *p.pick("site", SITES)
+    let n = u64::try_from(SITES.len()).unwrap_or(1);
+    SITES[usize::try_from(p.number("site", n)).unwrap_or(0)]
 }
 
 /// The file system of `m` as `p` describes it.
