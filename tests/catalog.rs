@@ -75,7 +75,7 @@ fn services_json_and_unknown_name() {
         .filter(|s| s["stub"] == false)
         .filter_map(|s| s["name"].as_str())
         .collect();
-    assert_eq!(emulated, ["ftp", "http", "https", "redis"]);
+    assert_eq!(emulated, ["ftp", "http", "https", "redis", "ssh", "telnet"]);
 
     let out = decnet(home.path(), &["services", "gopher"]);
     assert_eq!(out.status.code(), Some(2));

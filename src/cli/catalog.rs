@@ -279,7 +279,7 @@ mod tests {
             .find(|l| l.starts_with("http "))
             .expect("http row");
         assert!(http.contains(" emulated "), "{http}");
-        assert_eq!(t.lines().filter(|l| l.contains(" stub (")).count(), 25);
+        assert_eq!(t.lines().filter(|l| l.contains(" stub (")).count(), 23);
         assert!(t.lines().all(|l| l == l.trim_end()));
     }
 

@@ -35,8 +35,8 @@ pub mod ftp;
 pub mod http;
 pub mod persona;
 pub mod redis;
-pub mod ssh;
 pub mod shell;
+pub mod ssh;
 mod stub;
 pub mod telnet;
 
@@ -49,10 +49,7 @@ const EVENT_QUEUE: usize = 1024;
 /// Whether `name` has a protocol emulation here (the catalogue's `stub` flag says the
 /// same, and a test keeps the two in step); every other service is a stand-in.
 pub fn is_emulated(name: &str) -> bool {
-    matches!(
-        name,
-        "ftp" | "http" | "https" | "redis" | "ssh" | "telnet"
-    )
+    matches!(name, "ftp" | "http" | "https" | "redis" | "ssh" | "telnet")
 }
 
 /// Why a decky process could not run.

@@ -296,7 +296,11 @@ mod tests {
             assert_eq!(done[0].path, "/tmp/a.sh");
             assert_eq!(done[1].kept, b"xyz");
         }
-        let name = stored_name(OffsetDateTime::UNIX_EPOCH, "abcdef0123456789", "/tmp/../x y");
+        let name = stored_name(
+            OffsetDateTime::UNIX_EPOCH,
+            "abcdef0123456789",
+            "/tmp/../x y",
+        );
         assert_eq!(name, "1970-01-01T00:00:00Z_abcdef012345_x_y");
     }
 

@@ -73,7 +73,11 @@ fn judge(line: Vec<u8>, legacy: bool) -> Verdict {
         return Verdict::Refuse(INVALID, line);
     }
     let Some((major, minor, software)) = parse(&line) else {
-        let text = if legacy { "Protocol mismatch." } else { INVALID };
+        let text = if legacy {
+            "Protocol mismatch."
+        } else {
+            INVALID
+        };
         return Verdict::Refuse(text, line);
     };
     if !(major == 2 || (major == 1 && minor == 99)) {
@@ -191,7 +195,9 @@ mod tests {
     use super::*;
 
     async fn verdict(input: &[u8], legacy: bool) -> Verdict {
-        read(&mut BufReader::new(input), legacy).await.expect("read")
+        read(&mut BufReader::new(input), legacy)
+            .await
+            .expect("read")
     }
 
     #[tokio::test]

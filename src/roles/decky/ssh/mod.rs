@@ -71,7 +71,11 @@ fn setting<T: std::str::FromStr>(spec: &ServiceSpec, key: &str) -> Result<Option
 /// The per-connection handler of `ssh` and its limits.
 pub fn handler(spec: &ServiceSpec, emitter: Emitter) -> Result<(Handler, Limits), Error> {
     let mut persona = (*spec.persona).clone();
-    if let Some(h) = spec.settings.get("SSH_HOSTNAME").filter(|h| !h.trim().is_empty()) {
+    if let Some(h) = spec
+        .settings
+        .get("SSH_HOSTNAME")
+        .filter(|h| !h.trim().is_empty())
+    {
         persona.hostname = h.trim().to_owned();
     }
     let release = transport::Release::of(&persona);
@@ -126,7 +130,11 @@ impl Drop for Hangup {
         if let (Some(h), Ok(rt)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
             rt.spawn(async move {
                 let _ = h
-                    .disconnect(russh::Disconnect::ByApplication, String::new(), String::new())
+                    .disconnect(
+                        russh::Disconnect::ByApplication,
+                        String::new(),
+                        String::new(),
+                    )
                     .await;
             });
         }
@@ -176,8 +184,7 @@ async fn connection(state: Arc<State>, conn: Conn) {
     replay.extend_from_slice(reader.buffer());
     let stream = ident::Replay::new(reader.into_inner(), replay, banner.len() + 2);
     let handler = session::Conn::new(state.clone(), peer, local);
-    let Ok(running) = russh::server::run_stream(state.config.clone(), stream, handler).await
-    else {
+    let Ok(running) = russh::server::run_stream(state.config.clone(), stream, handler).await else {
         return;
     };
     let _hangup = Hangup(Some(running.handle()));

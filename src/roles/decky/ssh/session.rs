@@ -154,7 +154,12 @@ impl Conn {
     }
 
     /// Ends a channel as a finished command does: exit status, EOF, close.
-    fn finish(&mut self, channel: ChannelId, code: i32, session: &mut Session) -> Result<(), russh::Error> {
+    fn finish(
+        &mut self,
+        channel: ChannelId,
+        code: i32,
+        session: &mut Session,
+    ) -> Result<(), russh::Error> {
         if let Some(Chan::Shell { shell, .. }) = self.channels.remove(&channel) {
             self.keep(&shell);
         }
@@ -173,14 +178,22 @@ impl Conn {
             .param("outcome", "refused");
         if let Some((addr, p)) = origin {
             m = m
-                .param("originator", super::super::events::cap_str(addr, 64).to_owned())
+                .param(
+                    "originator",
+                    super::super::events::cap_str(addr, 64).to_owned(),
+                )
                 .param("originator_port", p.to_string());
         }
         em.emit(m).await;
     }
 
     /// Runs the bytes a shell channel received.
-    async fn shell_data(&mut self, channel: ChannelId, data: &[u8], session: &mut Session) -> Result<(), russh::Error> {
+    async fn shell_data(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), russh::Error> {
         let Some(Chan::Shell { shell, editor, pty }) = self.channels.get_mut(&channel) else {
             return Ok(());
         };
@@ -323,10 +336,13 @@ impl Handler for Conn {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         if self.channels.len() >= MAX_SESSIONS {
-            reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
             return Ok(());
         }
-        self.channels.insert(channel.id(), Chan::Open { term: None });
+        self.channels
+            .insert(channel.id(), Chan::Open { term: None });
         reply.accept().await;
         Ok(())
     }
@@ -341,9 +357,16 @@ impl Handler for Conn {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.port_forward("direct-tcpip", host, port, Some((originator, originator_port)))
+        self.port_forward(
+            "direct-tcpip",
+            host,
+            port,
+            Some((originator, originator_port)),
+        )
+        .await;
+        reply
+            .reject(ChannelOpenFailure::AdministrativelyProhibited)
             .await;
-        reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
         Ok(())
     }
 
@@ -353,7 +376,8 @@ impl Handler for Conn {
         port: &mut u32,
         _session: &mut Session,
     ) -> Result<bool, Self::Error> {
-        self.port_forward("tcpip-forward", address, *port, None).await;
+        self.port_forward("tcpip-forward", address, *port, None)
+            .await;
         Ok(false)
     }
 
@@ -374,7 +398,11 @@ impl Handler for Conn {
         session.channel_success(channel)
     }
 
-    async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         let Some(Chan::Open { term }) = self.channels.get(&channel) else {
             return session.channel_failure(channel);
         };
@@ -400,7 +428,12 @@ impl Handler for Conn {
         Ok(())
     }
 
-    async fn exec_request(&mut self, channel: ChannelId, data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         if !matches!(self.channels.get(&channel), Some(Chan::Open { .. })) {
             return session.channel_failure(channel);
         }
@@ -411,7 +444,8 @@ impl Handler for Conn {
             let is_dir = target.ends_with('/')
                 || target == "."
                 || Sftp::is_dir(&self.home(), target.trim_end_matches('/'));
-            self.channels.insert(channel, Chan::Scp(Scp::new(target, is_dir)));
+            self.channels
+                .insert(channel, Chan::Scp(Scp::new(target, is_dir)));
             return session.data(channel, vec![0u8]);
         }
         let mut shell = self.shell(None);
@@ -426,7 +460,12 @@ impl Handler for Conn {
         session.close(channel)
     }
 
-    async fn subsystem_request(&mut self, channel: ChannelId, name: &str, session: &mut Session) -> Result<(), Self::Error> {
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         if name != "sftp" || !matches!(self.channels.get(&channel), Some(Chan::Open { .. })) {
             return session.channel_failure(channel);
         }
@@ -436,7 +475,12 @@ impl Handler for Conn {
         session.channel_success(channel)
     }
 
-    async fn data(&mut self, channel: ChannelId, data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
+    async fn data(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         match self.channels.get_mut(&channel) {
             Some(Chan::Shell { .. }) => self.shell_data(channel, data, session).await,
             Some(Chan::Scp(scp)) => {
@@ -462,7 +506,11 @@ impl Handler for Conn {
         }
     }
 
-    async fn channel_eof(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+    async fn channel_eof(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         match self.channels.get(&channel) {
             Some(Chan::Scp(_) | Chan::Sftp(_)) => self.finish(channel, 0, session),
             // A shell without a pty reads its commands from stdin: EOF ends it.
@@ -471,7 +519,11 @@ impl Handler for Conn {
         }
     }
 
-    async fn channel_close(&mut self, channel: ChannelId, _session: &mut Session) -> Result<(), Self::Error> {
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
         if let Some(Chan::Shell { shell, .. }) = self.channels.remove(&channel) {
             self.keep(&shell);
         }
@@ -502,7 +554,10 @@ impl Drop for Conn {
         let duration = self.started.elapsed().as_secs_f64();
         let logged_in = self.user.is_some();
         let sink = self.sink();
-        let sid = self.state.persona.hex(&format!("ssh-sid-{peer}-{duration}"), 16);
+        let sid = self
+            .state
+            .persona
+            .hex(&format!("ssh-sid-{peer}-{duration}"), 16);
         rt.spawn(async move {
             if logged_in {
                 let mut m = em
@@ -543,7 +598,10 @@ mod tests {
     #[test]
     fn scp_sinks_are_recognised() {
         assert_eq!(scp_target(b"scp -t /tmp/x").as_deref(), Some("/tmp/x"));
-        assert_eq!(scp_target(b"scp -r -d -t -- /tmp/").as_deref(), Some("/tmp/"));
+        assert_eq!(
+            scp_target(b"scp -r -d -t -- /tmp/").as_deref(),
+            Some("/tmp/")
+        );
         assert_eq!(scp_target(b"scp -f /etc/passwd"), None);
         assert_eq!(scp_target(b"ls -t"), None);
         assert_eq!(tty(b"a\r\nb\r\n", false), b"a\nb\n");

@@ -51,8 +51,22 @@ const OPEN_CREAT: u32 = 0x08;
 
 /// Directories every Linux box has, besides the user's home.
 const DIRS: &[&str] = &[
-    "/", "/tmp", "/var", "/var/tmp", "/dev", "/dev/shm", "/etc", "/root", "/home", "/opt",
-    "/usr", "/usr/bin", "/usr/local", "/usr/local/bin", "/var/www", "/var/www/html",
+    "/",
+    "/tmp",
+    "/var",
+    "/var/tmp",
+    "/dev",
+    "/dev/shm",
+    "/etc",
+    "/root",
+    "/home",
+    "/opt",
+    "/usr",
+    "/usr/bin",
+    "/usr/local",
+    "/usr/local/bin",
+    "/var/www",
+    "/var/www/html",
 ];
 
 enum Handle {
@@ -144,7 +158,13 @@ impl Sftp {
         }
     }
 
-    fn request(&mut self, kind: u8, id: u32, r: &mut Reader<'_>, step: &mut Step) -> Option<Vec<u8>> {
+    fn request(
+        &mut self,
+        kind: u8,
+        id: u32,
+        r: &mut Reader<'_>,
+        step: &mut Step,
+    ) -> Option<Vec<u8>> {
         Some(match kind {
             REALPATH => {
                 let path = self.resolve(&r.string()?);
@@ -185,7 +205,11 @@ impl Sftp {
                     out.extend_from_slice(&2u32.to_be_bytes());
                     for n in [".", ".."] {
                         put_string(&mut out, n.as_bytes());
-                        put_string(&mut out, format!("drwxr-xr-x    2 root     root         4096 Jan  1 00:00 {n}").as_bytes());
+                        put_string(
+                            &mut out,
+                            format!("drwxr-xr-x    2 root     root         4096 Jan  1 00:00 {n}")
+                                .as_bytes(),
+                        );
                         out.extend_from_slice(&dir_attrs());
                     }
                     out
@@ -272,7 +296,11 @@ fn be32(b: &[u8]) -> u32 {
 }
 
 fn frame(out: &mut Vec<u8>, payload: &[u8]) {
-    out.extend_from_slice(&u32::try_from(payload.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(
+        &u32::try_from(payload.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
     out.extend_from_slice(payload);
 }
 

@@ -224,19 +224,59 @@ const RELEASES: &[(&str, &[Release])] = &[
     (
         "ubuntu22",
         &[
-            release("OpenSSH_8.9p1 Ubuntu-3ubuntu0.6", KEX_8_9_STRICT, false, false),
-            release("OpenSSH_8.9p1 Ubuntu-3ubuntu0.7", KEX_8_9_STRICT, false, false),
-            release("OpenSSH_8.9p1 Ubuntu-3ubuntu0.10", KEX_8_9_STRICT, false, false),
-            release("OpenSSH_8.9p1 Ubuntu-3ubuntu0.11", KEX_8_9_STRICT, false, false),
-            release("OpenSSH_8.9p1 Ubuntu-3ubuntu0.13", KEX_8_9_STRICT, false, false),
+            release(
+                "OpenSSH_8.9p1 Ubuntu-3ubuntu0.6",
+                KEX_8_9_STRICT,
+                false,
+                false,
+            ),
+            release(
+                "OpenSSH_8.9p1 Ubuntu-3ubuntu0.7",
+                KEX_8_9_STRICT,
+                false,
+                false,
+            ),
+            release(
+                "OpenSSH_8.9p1 Ubuntu-3ubuntu0.10",
+                KEX_8_9_STRICT,
+                false,
+                false,
+            ),
+            release(
+                "OpenSSH_8.9p1 Ubuntu-3ubuntu0.11",
+                KEX_8_9_STRICT,
+                false,
+                false,
+            ),
+            release(
+                "OpenSSH_8.9p1 Ubuntu-3ubuntu0.13",
+                KEX_8_9_STRICT,
+                false,
+                false,
+            ),
         ],
     ),
     (
         "ubuntu20",
         &[
-            release("OpenSSH_8.2p1 Ubuntu-4ubuntu0.10", KEX_8_2_STRICT, true, false),
-            release("OpenSSH_8.2p1 Ubuntu-4ubuntu0.11", KEX_8_2_STRICT, true, false),
-            release("OpenSSH_8.2p1 Ubuntu-4ubuntu0.13", KEX_8_2_STRICT, true, false),
+            release(
+                "OpenSSH_8.2p1 Ubuntu-4ubuntu0.10",
+                KEX_8_2_STRICT,
+                true,
+                false,
+            ),
+            release(
+                "OpenSSH_8.2p1 Ubuntu-4ubuntu0.11",
+                KEX_8_2_STRICT,
+                true,
+                false,
+            ),
+            release(
+                "OpenSSH_8.2p1 Ubuntu-4ubuntu0.13",
+                KEX_8_2_STRICT,
+                true,
+                false,
+            ),
         ],
     ),
     (
@@ -407,9 +447,12 @@ impl HostKeys {
     /// decky keeps no state to cache it in.
     pub fn derive(persona: &Persona) -> HostKeys {
         let keys = [
-            ("ssh-hostkey-ecdsa", Algorithm::Ecdsa {
-                curve: EcdsaCurve::NistP256,
-            }),
+            (
+                "ssh-hostkey-ecdsa",
+                Algorithm::Ecdsa {
+                    curve: EcdsaCurve::NistP256,
+                },
+            ),
             ("ssh-hostkey-ed25519", Algorithm::Ed25519),
         ]
         .into_iter()
@@ -462,7 +505,10 @@ mod tests {
         );
         assert_eq!(p.cipher.len(), 6);
         let u = Release::of(&persona(3, "ubuntu20"));
-        assert!(u.ident().starts_with("SSH-2.0-OpenSSH_8.2p1 Ubuntu-4ubuntu0."));
+        assert!(
+            u.ident()
+                .starts_with("SSH-2.0-OpenSSH_8.2p1 Ubuntu-4ubuntu0.")
+        );
         assert_eq!(dropped_names(&u).len(), 4, "only the umac MACs");
     }
 }
