@@ -69,7 +69,9 @@ const INVALID: &str = "Invalid SSH identification string.";
 const MAJOR: &str = "Protocol major versions differ.";
 
 fn judge(line: Vec<u8>, legacy: bool) -> Verdict {
-    if !legacy && !(line.len() > 4 && line.starts_with(b"SSH-")) {
+    // 7.x lets any line through to the version parse below; 8.0 on wants `SSH-` first.
+    let ssh_line = line.len() > 4 && line.starts_with(b"SSH-");
+    if !(legacy || ssh_line) {
         return Verdict::Refuse(INVALID, line);
     }
     let Some((major, minor, software)) = parse(&line) else {

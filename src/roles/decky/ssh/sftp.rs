@@ -115,10 +115,7 @@ impl Sftp {
     pub fn feed(&mut self, data: &[u8]) -> Step {
         let mut step = Step::default();
         self.buf.extend_from_slice(data);
-        loop {
-            let Some(len) = self.buf.get(..4).map(|b| be32(b) as usize) else {
-                break;
-            };
+        while let Some(len) = self.buf.get(..4).map(|b| be32(b) as usize) {
             if len == 0 || len > MAX_MSG {
                 step.fail = true;
                 break;
