@@ -13,12 +13,15 @@
 //! Settings besides the persona keys: `SSH_ACCEPT_AFTER` (from the Nth password try on
 //! a connection, any password opens root's or the user's account), `SSH_ARTIFACTS_DIR`
 //! (where uploads and transcripts are kept), `SSH_AUTH_DELAY_MS` (the pause before a
-//! rejection, 1000 by default: sshd with PAM takes about that long to say no).
+//! rejection, 1000 by default: sshd with PAM takes about that long to say no),
+//! `SSH_RSA_HOST_KEY=0` (no RSA host key; else it is generated in the background after
+//! start and offered from then on, first in the list as sshd has it).
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use russh::keys::PrivateKey;
 use russh::server::Config;
 use russh::{MethodSet, SshId};
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -35,7 +38,12 @@ pub mod sftp;
 pub mod transport;
 
 /// Settings the emulation reads besides the catalogue's persona keys.
-pub const EXTRA_SETTINGS: &[&str] = &["SSH_ACCEPT_AFTER", "SSH_ARTIFACTS_DIR", "SSH_AUTH_DELAY_MS"];
+pub const EXTRA_SETTINGS: &[&str] = &[
+    "SSH_ACCEPT_AFTER",
+    "SSH_ARTIFACTS_DIR",
+    "SSH_AUTH_DELAY_MS",
+    "SSH_RSA_HOST_KEY",
+];
 
 /// sshd's `MaxAuthTries`.
 const MAX_AUTH_TRIES: usize = 6;
@@ -55,7 +63,57 @@ pub struct State {
     /// The path sshd runs for the sftp subsystem on this distro.
     pub sftp_server: &'static str,
     release: transport::Release,
-    config: Arc<Config>,
+    delay: Duration,
+    idle: Duration,
+    config: RwLock<Arc<Config>>,
+}
+
+impl State {
+    /// The russh configuration with host keys `keys`.
+    fn config(&self, keys: Vec<PrivateKey>) -> Config {
+        Config {
+            server_id: SshId::Standard(self.release.ident().into()),
+            methods: self.methods.clone(),
+            auth_rejection_time: self.delay,
+            auth_rejection_time_initial: Some(Duration::ZERO),
+            keys,
+            preferred: self.release.preferred(),
+            max_auth_attempts: MAX_AUTH_TRIES,
+            inactivity_timeout: Some(self.idle),
+            nodelay: true,
+            ..Config::default()
+        }
+    }
+
+    fn current(&self) -> Arc<Config> {
+        match self.config.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set(&self, config: Config) {
+        let config = Arc::new(config);
+        match self.config.write() {
+            Ok(mut c) => *c = config,
+            Err(poisoned) => *poisoned.into_inner() = config,
+        }
+    }
+}
+
+/// Makes the RSA host key off the runtime thread, then offers it ahead of the others.
+fn add_rsa_key(state: Arc<State>) {
+    let persona = state.persona.clone();
+    let made =
+        tokio::task::spawn_blocking(move || transport::rsa_host_key(&persona, transport::RSA_BITS));
+    tokio::spawn(async move {
+        let Ok(Some(rsa)) = made.await else {
+            return;
+        };
+        let mut keys = vec![rsa];
+        keys.extend(state.current().keys.iter().cloned());
+        state.set(state.config(keys));
+    });
 }
 
 fn setting<T: std::str::FromStr>(spec: &ServiceSpec, key: &str) -> Result<Option<T>, Error> {
@@ -87,18 +145,6 @@ pub fn handler(spec: &ServiceSpec, emitter: Emitter) -> Result<(Handler, Limits)
         total: Duration::from_secs(3600),
         max_line: 8192,
     };
-    let config = Config {
-        server_id: SshId::Standard(release.ident().into()),
-        methods: methods.clone(),
-        auth_rejection_time: Duration::from_millis(delay),
-        auth_rejection_time_initial: Some(Duration::ZERO),
-        keys: transport::HostKeys::derive(&persona).0,
-        preferred: release.preferred(),
-        max_auth_attempts: MAX_AUTH_TRIES,
-        inactivity_timeout: Some(limits.idle),
-        nodelay: true,
-        ..Config::default()
-    };
     let sftp_server = match persona.distro.slug {
         "rocky9" | "centos7" | "fedora" => "/usr/libexec/openssh/sftp-server",
         "alpine" | "arch" => "/usr/lib/ssh/sftp-server",
@@ -115,8 +161,15 @@ pub fn handler(spec: &ServiceSpec, emitter: Emitter) -> Result<(Handler, Limits)
         sftp_server,
         persona: Arc::new(persona),
         release,
-        config: Arc::new(config),
+        delay: Duration::from_millis(delay),
+        idle: limits.idle,
+        config: RwLock::new(Arc::new(Config::default())),
     });
+    state.set(state.config(transport::HostKeys::derive(&state.persona).0));
+    let rsa = spec.settings.get("SSH_RSA_HOST_KEY").map(|v| v.trim());
+    if !matches!(rsa, Some("0" | "no" | "false" | "off")) {
+        add_rsa_key(state.clone());
+    }
     let handler: Handler = Arc::new(move |conn: Conn| Box::pin(connection(state.clone(), conn)));
     Ok((handler, limits))
 }
@@ -184,7 +237,7 @@ async fn connection(state: Arc<State>, conn: Conn) {
     replay.extend_from_slice(reader.buffer());
     let stream = ident::Replay::new(reader.into_inner(), replay, banner.len() + 2);
     let handler = session::Conn::new(state.clone(), peer, local);
-    let Ok(running) = russh::server::run_stream(state.config.clone(), stream, handler).await else {
+    let Ok(running) = russh::server::run_stream(state.current(), stream, handler).await else {
         return;
     };
     let _hangup = Hangup(Some(running.handle()));

@@ -16,6 +16,7 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 
 use ring::hmac;
+use russh::keys::ssh_key::private::RsaKeypair;
 use russh::keys::{Algorithm, EcdsaCurve, HashAlg, PrivateKey};
 use russh::{Preferred, cipher, compression, kex, mac};
 
@@ -437,14 +438,26 @@ impl rand_core::TryRng for SeedRng {
 
 impl rand_core::TryCryptoRng for SeedRng {}
 
+/// The size of RSA host keys ssh-keygen makes by default (OpenSSH 8.x and later).
+pub const RSA_BITS: usize = 3072;
+
+/// The persona's RSA host key of `bits` bits, from the seed. Prime generation takes a
+/// while (about a second optimised, far longer in a debug build), so the service makes
+/// it in the background.
+pub fn rsa_host_key(persona: &Persona, bits: usize) -> Option<PrivateKey> {
+    let mut rng = SeedRng::new(persona, &format!("ssh-hostkey-rsa-{bits}"));
+    RsaKeypair::random(&mut rng, bits)
+        .ok()
+        .map(PrivateKey::from)
+}
+
 /// The decky's host keys, in sshd's loading order.
 #[derive(Debug, Clone)]
 pub struct HostKeys(pub Vec<PrivateKey>);
 
 impl HostKeys {
-    /// The persona's ECDSA P-256 and Ed25519 host keys, generated from the seed. RSA is
-    /// left out: generating a 3072-bit key on every start costs seconds, and the
-    /// decky keeps no state to cache it in.
+    /// The persona's ECDSA P-256 and Ed25519 host keys, generated from the seed (the
+    /// RSA key comes later, from [`rsa_host_key`]).
     pub fn derive(persona: &Persona) -> HostKeys {
         let keys = [
             (
@@ -480,6 +493,16 @@ mod tests {
         };
         assert_eq!(fp(&a), fp(&again));
         assert!(fp(&a).iter().zip(fp(&other)).all(|(x, y)| *x != y));
+    }
+
+    #[test]
+    fn rsa_keys_follow_the_seed() {
+        let a = rsa_host_key(&persona(1, "debian"), 1024).expect("a key");
+        let again = rsa_host_key(&persona(1, "debian"), 1024).expect("a key");
+        let other = rsa_host_key(&persona(2, "debian"), 1024).expect("a key");
+        assert!(a.algorithm().is_rsa());
+        assert_eq!(a.public_key(), again.public_key());
+        assert_ne!(a.public_key(), other.public_key());
     }
 
     #[test]
