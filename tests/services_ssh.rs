@@ -235,7 +235,7 @@ fn ssh_vv_shows_the_claimed_releases_lists() {
     if !tools() {
         return;
     }
-    let svc = root_service(5, "debian", &[]);
+    let svc = rsa_service(5);
     let out = ssh(svc.port, "root", "wrong", &["-vv"], &["true"]);
     let debug = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
@@ -260,7 +260,7 @@ fn ssh_vv_shows_the_claimed_releases_lists() {
     );
     assert_eq!(
         get("host key algorithms"),
-        "ecdsa-sha2-nistp256,ssh-ed25519"
+        "rsa-sha2-512,rsa-sha2-256,ecdsa-sha2-nistp256,ssh-ed25519"
     );
     assert_eq!(
         get("ciphers ctos"),
@@ -276,14 +276,9 @@ fn ssh_vv_shows_the_claimed_releases_lists() {
     assert_eq!(get("compression ctos"), "none,zlib@openssh.com");
 }
 
-fn keyscan(port: u16) -> Vec<String> {
-    let out = run(Command::new("ssh-keyscan").args([
-        "-p",
-        &port.to_string(),
-        "-t",
-        "ecdsa,ed25519",
-        "127.0.0.1",
-    ]));
+fn keyscan_types(port: u16, types: &str) -> Vec<String> {
+    let out =
+        run(Command::new("ssh-keyscan").args(["-p", &port.to_string(), "-t", types, "127.0.0.1"]));
     let mut keys: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.starts_with('#'))
@@ -293,17 +288,41 @@ fn keyscan(port: u16) -> Vec<String> {
     keys
 }
 
+fn keyscan(port: u16) -> Vec<String> {
+    keyscan_types(port, "ecdsa,ed25519")
+}
+
+/// A service with its RSA host key, once the background generation is done (seconds in a
+/// debug build; three minutes at most on a loaded machine).
+fn rsa_service(byte: u8) -> Service {
+    let svc = Service::start(
+        "ssh",
+        &seed(byte),
+        "deaddeck-01",
+        "debian",
+        &[("SSH_AUTH_DELAY_MS", "100")],
+    );
+    for _ in 0..180 {
+        if !keyscan_types(svc.port, "rsa").is_empty() {
+            return svc;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    panic!("no RSA host key within 3 minutes");
+}
+
 #[test]
 fn host_keys_follow_the_seed() {
     if !tool("ssh-keyscan") {
         return;
     }
-    let first = keyscan(root_service(6, "debian", &[]).port);
-    assert_eq!(first.len(), 2, "{first:?}");
-    let again = keyscan(root_service(6, "debian", &[]).port);
+    let all = "rsa,ecdsa,ed25519";
+    let first = keyscan_types(rsa_service(6).port, all);
+    assert_eq!(first.len(), 3, "{first:?}");
+    let again = keyscan_types(rsa_service(6).port, all);
     assert_eq!(first, again, "same seed, same keys after a restart");
-    let other = keyscan(root_service(7, "debian", &[]).port);
-    assert_eq!(other.len(), 2);
+    let other = keyscan_types(rsa_service(7).port, all);
+    assert_eq!(other.len(), 3);
     assert!(
         first.iter().all(|k| !other.contains(k)),
         "two seeds share no key"
