@@ -67,8 +67,18 @@ fn a_wrong_password_is_refused_and_logged_byte_exact() {
         return;
     }
     let mut svc = root_service(1, "debian", &[]);
-    let out = ssh(svc.port, "root", NASTY, &[], &["id"]);
+    let mut cmd = Command::new("sshpass");
+    cmd.env("SSHPASS", NASTY).args(["-e", "ssh"]);
+    client_opts(&mut cmd, svc.port);
+    cmd.args(["-o", "PubkeyAuthentication=no", "-o", "LogLevel=INFO"])
+        .args(["-o", "NumberOfPasswordPrompts=1", "root@127.0.0.1", "id"]);
+    let out = run(&mut cmd);
     assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("Permission denied (publickey,password)."),
+        "sshd keeps offering password: {}",
+        text(&out)
+    );
     let auth = svc.next("auth_attempt");
     assert_eq!(auth.fields.get("principal"), Some("root"));
     assert_eq!(auth.fields.get("outcome"), Some("failure"));
@@ -433,4 +443,37 @@ fn public_keys_offered_are_logged_with_their_fingerprint() {
     assert_eq!(auth.fields.get("principal"), Some("admin"));
     assert_eq!(auth.fields.get("key_type"), Some("ssh-ed25519"));
     assert_eq!(auth.fields.get("fingerprint"), Some(fingerprint.as_str()));
+}
+
+#[test]
+fn keyboard_interactive_answers_are_logged_where_the_distro_offers_it() {
+    if !tools() {
+        return;
+    }
+    // Alpine keeps upstream's sshd_config: keyboard-interactive is on.
+    let mut svc = root_service(12, "alpine", &[]);
+    let out = ssh(
+        svc.port,
+        "root",
+        NASTY,
+        &["-o", "PreferredAuthentications=keyboard-interactive"],
+        &["true"],
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    let auth = svc.next("auth_attempt");
+    assert_eq!(auth.fields.get("method"), Some("keyboard-interactive"));
+    assert_eq!(secret(&auth), NASTY.as_bytes());
+    let out = ssh(
+        svc.port,
+        "root",
+        ROOT_PW,
+        &["-o", "PreferredAuthentications=keyboard-interactive"],
+        &["id"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("uid=0(root)"),
+        "{}",
+        text(&out)
+    );
 }

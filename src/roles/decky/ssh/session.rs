@@ -119,7 +119,16 @@ impl Conn {
                 self.user = Some(a);
                 Auth::Accept
             }
-            None => Auth::reject(),
+            None => self.reject(),
+        }
+    }
+
+    /// A refusal that keeps every method on offer, as sshd does (russh would otherwise
+    /// drop the method that just failed, and the next "Permission denied" would say so).
+    fn reject(&self) -> Auth {
+        Auth::Reject {
+            proceed_with_methods: Some(self.state.methods.clone()),
+            partial_success: false,
         }
     }
 
@@ -315,10 +324,7 @@ impl Handler for Conn {
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
         log_key(&self.state.emitter, self.peer, user, offer.public_key).await;
-        Ok(Auth::Reject {
-            proceed_with_methods: Some(self.state.methods.clone()),
-            partial_success: false,
-        })
+        Ok(self.reject())
     }
 
     async fn auth_publickey(
