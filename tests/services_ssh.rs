@@ -316,7 +316,7 @@ fn rsa_service(byte: u8) -> Service {
         if !keyscan_types(svc.port, "rsa").is_empty() {
             return svc;
         }
-        std::thread::sleep(std::time::Duration::from_secs(1));
+        std::thread::park_timeout(std::time::Duration::from_secs(1));
     }
     panic!("no RSA host key within 3 minutes");
 }
