@@ -201,7 +201,7 @@ async fn connection(state: Arc<State>, conn: Conn) {
         local,
     } = conn;
     let em = &state.emitter;
-    em.emit(em.peer_event("connection", peer)).await;
+    em.emit(em.peer_event("connect", peer)).await;
     let mut reader = BufReader::with_capacity(4096, stream);
     let banner = state.release.ident();
     if reader
