@@ -621,6 +621,27 @@ mod tests {
     }
 
     #[test]
+    fn the_issue_is_the_distros() {
+        use crate::roles::decky::persona::tests::persona;
+        let debian = persona(1, "debian");
+        assert_eq!(
+            issue(&debian, &debian.kernel_release()),
+            "Debian GNU/Linux 12"
+        );
+        let rocky = persona(1, "rocky9");
+        let text = issue(&rocky, &rocky.kernel_release());
+        assert_eq!(
+            text,
+            format!(
+                "Rocky Linux 9.4 (Blue Onyx)\nKernel {} on an x86_64",
+                rocky.kernel_release()
+            )
+        );
+        let alpine = persona(1, "alpine");
+        assert!(issue(&alpine, "6.6.14-0-lts").ends_with("Kernel 6.6.14-0-lts on an x86_64"));
+    }
+
+    #[test]
     fn garbage_subnegotiations_are_capped() {
         let mut t = Telnet::new();
         let mut junk = vec![IAC, SB, TTYPE, IS];

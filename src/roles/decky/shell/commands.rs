@@ -3,7 +3,7 @@
 //! [`super::sysinfo`] and [`super::net`]. Every command reads its standard input as bytes
 //! and writes into an [`Io`]; none runs anything.
 use super::super::Persona;
-use super::{Pending, Shell, files, net, sysinfo};
+use super::{Pending, Shell, files, net, netinfo, sysinfo, text};
 
 /// What a command wrote.
 #[derive(Debug, Default)]
@@ -91,11 +91,11 @@ pub fn dispatch(sh: &mut Shell, argv: &[String], stdin: &[u8], io: &mut Io) -> i
             0
         }
         "ls" | "ll" | "dir" => files::ls(sh, name, args, io),
-        "cat" => files::cat(sh, args, stdin, io),
-        "head" | "tail" => files::head_tail(sh, name, args, stdin, io),
-        "grep" | "egrep" | "fgrep" => files::grep(sh, name, args, stdin, io),
-        "wc" => files::wc(sh, args, stdin, io),
-        "sort" | "uniq" => files::sort_uniq(name, args, stdin, io),
+        "cat" => text::cat(sh, args, stdin, io),
+        "head" | "tail" => text::head_tail(sh, name, args, stdin, io),
+        "grep" | "egrep" | "fgrep" => text::grep(sh, name, args, stdin, io),
+        "wc" => text::wc(sh, args, stdin, io),
+        "sort" | "uniq" => text::sort_uniq(name, args, stdin, io),
         "mkdir" => files::mkdir(sh, args, io),
         "touch" => files::touch(sh, args, io),
         "rm" | "rmdir" => files::rm(sh, name, args, io),
@@ -131,9 +131,9 @@ pub fn dispatch(sh: &mut Shell, argv: &[String], stdin: &[u8], io: &mut Io) -> i
             io.out("x86_64\n");
             0
         }
-        "ifconfig" => sysinfo::ifconfig(sh, io),
-        "ip" => sysinfo::ip(sh, args, io),
-        "netstat" | "ss" => sysinfo::netstat(sh, name, args, io),
+        "ifconfig" => netinfo::ifconfig(sh, io),
+        "ip" => netinfo::ip(sh, args, io),
+        "netstat" | "ss" => netinfo::netstat(sh, name, args, io),
         "wget" | "curl" | "tftp" | "ftp" => net::download(sh, name, args, io),
         "history" => history(sh, args, io),
         "export" | "set" => export(sh, name, args, io),
@@ -200,7 +200,7 @@ pub fn dispatch(sh: &mut Shell, argv: &[String], stdin: &[u8], io: &mut Io) -> i
             io.err(&format!("Error opening terminal: {term}.\n"));
             1
         }
-        "less" | "more" => files::cat(sh, args, stdin, io),
+        "less" | "more" => text::cat(sh, args, stdin, io),
         "python3" | "python" | "perl" => {
             if args.is_empty() && stdin.is_empty() {
                 io.err("Segmentation fault (core dumped)\n");
@@ -220,7 +220,14 @@ pub fn dispatch(sh: &mut Shell, argv: &[String], stdin: &[u8], io: &mut Io) -> i
 /// bash's (or ash's) answer to an unknown command.
 pub fn not_found(sh: &Shell, name: &str, io: &mut Io) {
     let shown: String = name.chars().take(256).collect();
-    if sh.ctx.persona.distro.slug == "alpine" {
+    let slug = sh.ctx.persona.distro.slug;
+    if sh.tty && slug.starts_with("ubuntu") {
+        // Ubuntu's command-not-found handler answers for an interactive bash.
+        io.err(&format!("{shown}: command not found\n"));
+    } else if sh.tty && slug == "fedora" {
+        // PackageKit's handler on Fedora.
+        io.err(&format!("bash: {shown}: command not found...\n"));
+    } else if slug == "alpine" {
         io.err(&format!("{}: {shown}: not found\n", sh.err_prefix()));
     } else {
         io.err(&format!(

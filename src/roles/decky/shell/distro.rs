@@ -451,8 +451,12 @@ pub fn prompt_style(p: &Persona) -> PromptStyle {
 }
 
 /// The text shown between a successful login and the first prompt, before the
-/// `Last login` line; `now` is the `date`-style time and `addr` the primary address.
-pub fn motd(p: &Persona, kernel: &Kernel, now: &str, addr: &str, iface: &str) -> String {
+/// `Last login` line, with the figures of `m` (disk, memory, address); `now` is the
+/// `date`-style time.
+pub fn motd(p: &Persona, m: &super::tree::Machine, now: &str) -> String {
+    let kernel = &m.kernel;
+    let addr = &m.addr.to_string();
+    let iface = &m.iface;
     let host = short_host(&p.hostname);
     match p.distro.slug {
         "debian" | "kali" => {
@@ -474,11 +478,11 @@ pub fn motd(p: &Persona, kernel: &Kernel, now: &str, addr: &str, iface: &str) ->
                 "https://ubuntu.com/pro"
             };
             let load = p.number("motd-load", 40);
-            let disk = 38.58 + p.number("motd-disk", 200) as f64;
-            let used = 8 + p.number("motd-used", 50);
-            let used_tenth = p.number("motd-used-tenth", 10);
+            let disk = m.disk_kib as f64 * 1024.0 / 1e9;
+            let permille = m.disk_used_kib * 1000 / m.disk_kib.max(1);
+            let (used, used_tenth) = (permille / 10, permille % 10);
             let procs = 96 + p.number("motd-procs", 60);
-            let mem = 9 + p.number("motd-mem", 40);
+            let mem = super::tree::mem_used_percent(p);
             let updates = p.number("motd-updates", 60);
             let load_col = format!("0.{load:02}");
             let usage = format!("{used}.{used_tenth}% of {disk:.2}GB");
@@ -536,7 +540,8 @@ mod tests {
     fn release_texts_agree() {
         let p = persona(5, "ubuntu22");
         let os = os_release(&p);
-        let m = motd(&p, &kernel(&p), "now", "10.0.0.2", "eth0");
+        let machine = super::super::tree::Machine::new(&p, "root", 1_700_000_000, None);
+        let m = motd(&p, &machine, "now");
         let pretty = os.lines().next().unwrap_or_default();
         let point = pretty
             .trim_start_matches("PRETTY_NAME=\"Ubuntu ")

@@ -129,7 +129,10 @@ impl Fs {
     /// The generated tree, before any attacker change; parents are created as needed.
     pub fn from_nodes(nodes: impl IntoIterator<Item = (String, Node)>) -> Fs {
         let mut fs = Fs::default();
-        fs.nodes.insert("/".to_owned(), Node::dir(0o755, "root", 0));
+        let nodes: Vec<(String, Node)> = nodes.into_iter().collect();
+        let oldest = nodes.iter().map(|(_, n)| n.mtime).min().unwrap_or(0);
+        fs.nodes
+            .insert("/".to_owned(), Node::dir(0o755, "root", oldest));
         for (path, node) in nodes {
             let mtime = node.mtime;
             let mut parent = parent(&path).to_owned();

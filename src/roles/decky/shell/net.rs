@@ -110,6 +110,7 @@ fn curl_version(slug: &str) -> (u32, u32) {
     }
 }
 
+/// `wget`, `curl`, `tftp`, `ftp`: record the URLs, then fail as offline.
 pub fn download(sh: &mut Shell, tool: &str, args: &[String], io: &mut Io) -> i32 {
     let mut urls: Vec<String> = Vec::new();
     let mut quiet = false;

@@ -188,6 +188,11 @@ async fn downloads_are_recorded_never_fetched() {
         run(&mut sh, "curl http://198.51.100.7/a").await,
         "curl: (7) Failed to connect to 198.51.100.7 port 80 after 0 ms: Connection refused\n"
     );
+    assert_eq!(
+        run(&mut sh, "frob").await,
+        "frob: command not found\n",
+        "Ubuntu's handler"
+    );
     let evs = events(&mut rx);
     let downloads: Vec<_> = evs
         .iter()
@@ -203,7 +208,7 @@ async fn downloads_are_recorded_never_fetched() {
         downloads[1].fields.get("url"),
         Some("http://198.51.100.7:8080/bot")
     );
-    assert_eq!(evs.iter().filter(|e| e.event_type == "command").count(), 3);
+    assert_eq!(evs.iter().filter(|e| e.event_type == "command").count(), 4);
 }
 
 #[tokio::test(start_paused = true)]
@@ -329,4 +334,84 @@ async fn hostile_input_stays_bounded() {
     let _ = run(&mut sh, "sh -c 'sh -c \"sh -c \\\"sh -c sh\\\"\"'").await;
     let garbage: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
     let _ = sh.run_line(&garbage).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn random_lines_never_panic() {
+    let (mut sh, _rx) = shell(13, "alpine", "deploy");
+    let pieces: &[&str] = &[
+        "ls",
+        " -la",
+        " /",
+        "cd",
+        " ..",
+        " ~",
+        "|",
+        "||",
+        "&&",
+        ";",
+        "&",
+        ">",
+        ">>",
+        "<",
+        "2>&1",
+        "'",
+        "\"",
+        "\\",
+        "$",
+        "${",
+        "}",
+        "$?",
+        "*",
+        "?",
+        "~/",
+        "grep",
+        " -c",
+        "x",
+        "echo",
+        "sudo",
+        "su",
+        "-",
+        "cat",
+        " /etc/passwd",
+        "wget",
+        " http://[::1",
+        "head",
+        " -n",
+        " -9999999999999",
+        "wc",
+        "exit",
+        "sh -c",
+        "base64 -d",
+        "é",
+        "\u{1}",
+        "\u{2}",
+        "#",
+        "mkdir -p",
+        " a/b/../../c",
+        "rm -rf",
+        " /",
+        "tftp",
+        " get",
+        "curl",
+        " -o",
+    ];
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..3_000 {
+        let mut line = String::new();
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        for k in 0..(state % 12) {
+            let i = usize::try_from((state >> (k * 5)) % pieces.len() as u64).unwrap_or(0);
+            line.push_str(pieces[i]);
+        }
+        let out = sh.run_line(line.as_bytes()).await;
+        if out.exit.is_some() {
+            let (fresh, _r) = shell(13, "alpine", "deploy");
+            sh = fresh;
+        }
+        let _ = sh.prompt();
+        let _ = sh.exec(line.as_bytes()).await;
+    }
 }
