@@ -48,10 +48,12 @@ fn services_lists_every_service_and_marks_stubs() {
         .iter()
         .find(|r| r.starts_with("ssh "))
         .expect("ssh row");
-    assert!(
-        ssh.contains(" 22 ") && ssh.contains("stub (logs connects)"),
-        "{ssh}"
-    );
+    assert!(ssh.contains(" 22 ") && ssh.contains(" emulated"), "{ssh}");
+    let vnc = rows
+        .iter()
+        .find(|r| r.starts_with("vnc "))
+        .expect("vnc row");
+    assert!(vnc.contains("stub (logs connects)"), "{vnc}");
     let redis = rows
         .iter()
         .find(|r| r.starts_with("redis "))
@@ -84,6 +86,7 @@ fn services_json_and_unknown_name() {
             "redis",
             "smtp",
             "smtp_relay",
+            "ssh",
             "telnet"
         ]
     );

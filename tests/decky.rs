@@ -116,7 +116,7 @@ fn the_binary_serves_a_service_and_stops_cleanly_on_sigterm() {
     };
     let mut child = dir
         .decnet()
-        .args(["decky", "--service", "ssh", "--port"])
+        .args(["decky", "--service", "vnc", "--port"])
         .arg(format!("tcp/{port}"))
         .env("NODE_NAME", "decky-07")
         .stdout(Stdio::piped())
@@ -137,7 +137,7 @@ fn the_binary_serves_a_service_and_stops_cleanly_on_sigterm() {
     let event = syslog::parse(&line).expect("valid line");
     assert_eq!(
         (event.service.as_str(), event.event_type.as_str()),
-        ("ssh", "connect")
+        ("vnc", "connect")
     );
     assert_eq!(event.fields.get("src_port"), Some(src_port.as_str()));
     assert!(line.starts_with("<134>1 "), "{line}");

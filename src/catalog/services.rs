@@ -171,10 +171,10 @@ pub static SERVICES: &[Service] = &[
         ..svc("sniffer", "fleet-wide TLS/QUIC fingerprint sniffer", &[])
     },
     udp(svc("snmp", "SNMP agent", &[]), &[161]),
-    keys(
+    emulated(keys(
         caps(svc("ssh", "OpenSSH server", &[22]), NET_BIND),
         persona::SSH,
-    ),
+    )),
     emulated(keys(
         caps(svc("telnet", "telnet login", &[23]), NET_BIND),
         persona::TELNET,
@@ -401,9 +401,12 @@ mod tests {
                 "redis",
                 "smtp",
                 "smtp_relay",
+                "ssh",
                 "telnet"
             ]
         );
-        assert_eq!(ssh.implementation(), "stub (logs connects)");
+        assert_eq!(ssh.implementation(), "emulated");
+        let vnc = service("vnc").expect("catalogued");
+        assert_eq!(vnc.implementation(), "stub (logs connects)");
     }
 }

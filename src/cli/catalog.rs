@@ -269,17 +269,17 @@ mod tests {
                 o,
             )
         });
-        let ssh = t.lines().find(|l| l.starts_with("ssh ")).expect("ssh row");
+        let vnc = t.lines().find(|l| l.starts_with("vnc ")).expect("vnc row");
         assert!(
-            ssh.contains("22") && ssh.contains("stub (logs connects)"),
-            "{ssh}"
+            vnc.contains("5900") && vnc.contains("stub (logs connects)"),
+            "{vnc}"
         );
         let http = t
             .lines()
             .find(|l| l.starts_with("http "))
             .expect("http row");
         assert!(http.contains(" emulated "), "{http}");
-        assert_eq!(t.lines().filter(|l| l.contains(" stub (")).count(), 20);
+        assert_eq!(t.lines().filter(|l| l.contains(" stub (")).count(), 19);
         assert!(t.lines().all(|l| l == l.trim_end()));
     }
 

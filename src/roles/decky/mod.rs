@@ -11,9 +11,9 @@
 //! - [`events`]: the event emitter and the universal credential shape.
 //! - [`conn`]: accept loop, concurrency cap, idle and total timeouts, capped lines.
 //! - one module per emulated service ([`ftp`], [`http`] for http and https, [`mysql`],
-//!   [`postgres`], [`redis`], [`smtp`] for smtp and smtp_relay, [`telnet`]); every other
-//!   catalogue service is still the connect-logging stand-in of [`stub`].
-//! - [`shell`]: the emulated bash that telnet (and ssh) sessions get after a login.
+//!   [`postgres`], [`redis`], [`smtp`] for smtp and smtp_relay, [`ssh`], [`telnet`]); every
+//!   other catalogue service is still the connect-logging stand-in of [`stub`].
+//! - [`shell`]: the emulated bash that ssh and telnet sessions get after a login.
 //!
 //! The runtime is single-threaded on purpose: a fleet runs hundreds of these processes
 //! and each must stay within a few MiB of RSS.
@@ -39,6 +39,7 @@ pub mod postgres;
 pub mod redis;
 pub mod shell;
 pub mod smtp;
+pub mod ssh;
 mod stub;
 pub mod telnet;
 
@@ -61,6 +62,7 @@ pub fn is_emulated(name: &str) -> bool {
             | "redis"
             | "smtp"
             | "smtp_relay"
+            | "ssh"
             | "telnet"
     )
 }
@@ -138,6 +140,7 @@ pub fn setting_names(name: &str) -> Vec<&'static str> {
         "ftp" => ftp::EXTRA_SETTINGS,
         "smtp" | "smtp_relay" => smtp::EXTRA_SETTINGS,
         "postgres" => postgres::EXTRA_SETTINGS,
+        "ssh" => ssh::EXTRA_SETTINGS,
         _ => &[],
     });
     names
@@ -237,6 +240,7 @@ pub async fn serve(
         "smtp" | "smtp_relay" => Some(smtp::handler(&spec, emitter.clone())),
         "mysql" => Some(mysql::handler(&spec, emitter.clone())),
         "postgres" => Some(postgres::handler(&spec, emitter.clone())),
+        "ssh" => Some(ssh::handler(&spec, emitter.clone())?),
         "telnet" => Some(telnet::handler(&spec, emitter.clone())),
         other => {
             debug_assert!(!is_emulated(other));
