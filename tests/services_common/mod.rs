@@ -18,6 +18,27 @@ pub fn seed(byte: u8) -> String {
     format!("{byte:02x}").repeat(32)
 }
 
+/// How to start a service process: [`Service::start`]'s arguments and the rest.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Launch<'a> {
+    /// Service slug.
+    pub service: &'a str,
+    /// The decky seed, 64 hex digits.
+    pub seed: &'a str,
+    /// The decky name.
+    pub node: &'a str,
+    /// The distro the persona claims.
+    pub distro: &'a str,
+    /// The OS family the persona claims (`linux` when `None`).
+    pub os: Option<&'a str>,
+    /// The TCP port to serve (0: any free one).
+    pub port: u16,
+    /// The network namespace to run in (`ip netns exec`), the host's when `None`.
+    pub netns: Option<&'a str>,
+    /// Service settings as environment variables.
+    pub env: &'a [(&'a str, &'a str)],
+}
+
 /// A running decky service process.
 pub struct Service {
     child: Child,
@@ -35,21 +56,37 @@ impl Service {
         distro: &str,
         env: &[(&str, &str)],
     ) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_decnet"));
-        cmd.args([
-            "decky",
-            "--service",
+        Self::launch(Launch {
             service,
-            "--port",
-            "tcp/0",
-            "--seed",
             seed,
-        ])
-        .args(["--node", node, "--distro", distro])
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+            node,
+            distro,
+            env,
+            ..Launch::default()
+        })
+    }
+
+    /// Starts a service as `how` says (a port, an OS family, inside a network namespace).
+    pub fn launch(how: Launch<'_>) -> Self {
+        let bin = env!("CARGO_BIN_EXE_decnet");
+        let mut cmd = match how.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, bin]);
+                c
+            }
+            None => Command::new(bin),
+        };
+        cmd.args(["decky", "--service", how.service, "--port"])
+            .arg(format!("tcp/{}", how.port))
+            .args([
+                "--seed", how.seed, "--node", how.node, "--distro", how.distro,
+            ])
+            .args(how.os.iter().flat_map(|os| ["--os", *os]))
+            .envs(how.env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("spawn decnet decky");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, lines) = mpsc::channel();
@@ -172,4 +209,31 @@ impl Fuzz {
     pub fn bytes(&mut self, len: usize) -> Vec<u8> {
         (0..len).map(|_| (self.next() & 0xff) as u8).collect()
     }
+}
+
+/// Connects to `port` on loopback, sends `data`, and returns what arrives within `wait`
+/// or until the server closes; the write side stays open, so a server that waits for
+/// more input is not cut short by an early end of file.
+pub fn exchange(port: u16, data: &[u8], wait: Duration) -> Vec<u8> {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return Vec::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(100)));
+    let _ = s.write_all(data);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 16_384];
+    let deadline = std::time::SystemTime::now() + wait;
+    while std::time::SystemTime::now() < deadline {
+        match std::io::Read::read(&mut s, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    out
 }

@@ -1,6 +1,8 @@
 //! Test harness: drive the real `decnet` binary in a fresh, scrubbed environment.
 #![allow(dead_code)]
 
+pub mod lab;
+
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

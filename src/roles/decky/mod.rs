@@ -48,6 +48,8 @@ pub use persona::Persona;
 
 /// Events buffered between the listeners and stdout; a slow reader back-pressures accept.
 const EVENT_QUEUE: usize = 1024;
+/// Bytes of event lines gathered into one write to stdout.
+const WRITE_BATCH: usize = 64 * 1024;
 
 /// Whether `name` has a protocol emulation here (the catalogue's `stub` flag says the
 /// same, and a test keeps the two in step); every other service is a stand-in.
@@ -163,9 +165,21 @@ pub fn run(mode: Mode) -> Result<(), Error> {
                 let sockets = bind(&spec.ports).await?;
                 let (tx, mut rx) = mpsc::channel::<String>(EVENT_QUEUE);
                 let writer = tokio::spawn(async move {
+                    // Tokio's stdout hands every write to its blocking pool, a thread
+                    // hop each: lines queued meanwhile go out in one write, so a busy
+                    // service pays one hop per batch, not per event.
                     let mut out = tokio::io::stdout();
+                    let mut batch = Vec::new();
                     while let Some(line) = rx.recv().await {
-                        let written = out.write_all(line.as_bytes()).await;
+                        batch.extend_from_slice(line.as_bytes());
+                        while batch.len() < WRITE_BATCH {
+                            match rx.try_recv() {
+                                Ok(more) => batch.extend_from_slice(more.as_bytes()),
+                                Err(_) => break,
+                            }
+                        }
+                        let written = out.write_all(&batch).await;
+                        batch.clear();
                         if written.and(out.flush().await).is_err() {
                             break;
                         }
