@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::conn::{Conn, Handler, Idle, Limits, Line, read_line};
-use super::{Credential, Emitter, Persona, ServiceSpec};
+use super::{Credential, Emitter, Persona, ServiceSpec, quarantine};
 
 /// Settings the emulation reads besides the catalogue's persona keys.
 pub const EXTRA_SETTINGS: &[&str] = &["FTP_BANNER", "FTP_LOGIN_MODE", "FTP_ARTIFACTS_DIR"];
@@ -361,35 +361,10 @@ async fn transfer(
 /// Logs (and, with an artifacts directory, keeps) an uploaded file.
 async fn captured(state: &State, peer: SocketAddr, path: &[u8], content: &[u8], total: usize) {
     let sha = hex::encode(Sha256::digest(content));
-    let name: String = String::from_utf8_lossy(path)
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(128)
-        .collect();
-    let now = OffsetDateTime::now_utc();
-    let stored_as = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z_{}_{}",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second(),
-        &sha[..12],
-        if name.is_empty() {
-            "upload".to_owned()
-        } else {
-            name
-        }
+    let stored_as = quarantine::stored_name(
+        OffsetDateTime::now_utc(),
+        &sha,
+        &quarantine::basename(&String::from_utf8_lossy(path)),
     );
     let mut event = state
         .emitter
@@ -400,14 +375,9 @@ async fn captured(state: &State, peer: SocketAddr, path: &[u8], content: &[u8], 
         .param("orig_path", String::from_utf8_lossy(path).into_owned())
         .param("truncated", if total > content.len() { "1" } else { "0" });
     if let Some(dir) = &state.artifacts
-        && let Err(e) = store(dir, &stored_as, content).await
+        && let Err(e) = quarantine::store(dir, &stored_as, content).await
     {
         event = event.param("store_error", e.to_string());
     }
     state.emitter.emit(event).await;
-}
-
-async fn store(dir: &std::path::Path, name: &str, content: &[u8]) -> std::io::Result<()> {
-    tokio::fs::create_dir_all(dir).await?;
-    tokio::fs::write(dir.join(name), content).await
 }

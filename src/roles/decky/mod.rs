@@ -13,6 +13,7 @@
 //! - one module per emulated service ([`ftp`], [`http`] for http and https, [`mysql`],
 //!   [`postgres`], [`redis`], [`smtp`] for smtp and smtp_relay, [`ssh`], [`telnet`]); every
 //!   other catalogue service is still the connect-logging stand-in of [`stub`].
+//! - [`quarantine`]: names and writes of captured files, shared by ftp, smtp and ssh.
 //! - [`shell`]: the emulated bash that ssh and telnet sessions get after a login.
 //!
 //! The runtime is single-threaded on purpose: a fleet runs hundreds of these processes
@@ -36,6 +37,7 @@ pub mod http;
 pub mod mysql;
 pub mod persona;
 pub mod postgres;
+pub mod quarantine;
 pub mod redis;
 pub mod shell;
 pub mod smtp;

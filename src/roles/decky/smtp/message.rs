@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use super::Io;
+use crate::roles::decky::quarantine;
 
 /// Most bytes of one message kept in the quarantine.
 pub const MAX_STORED: u64 = 10 * 1024 * 1024;
@@ -216,16 +217,10 @@ pub async fn read_chunk(io: &mut Io, spool: Option<&mut Spool>, len: u64) -> boo
 
 /// The quarantine name of a message (engine.md §2.8).
 fn stored_as(sha256: &str, queue_id: &str) -> String {
-    let now = OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z_{}_{queue_id}.eml",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second(),
-        &sha256[..12],
+    quarantine::stored_name(
+        OffsetDateTime::now_utc(),
+        sha256,
+        &format!("{queue_id}.eml"),
     )
 }
 

@@ -3,12 +3,13 @@
 //! (`<UTC time>_<sha256[:12]>_<basename>`). The legacy scp sink (`scp -t`) lives here
 //! too; sftp (and scp over sftp) is in [`super::sftp`].
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::super::Emitter;
+use super::super::quarantine::{basename, store, stored_name};
 
 /// Largest upload kept (engine.md §2.8); the rest is counted and dropped.
 pub const MAX_UPLOAD: usize = 50 * 1024 * 1024;
@@ -70,49 +71,11 @@ impl Upload {
     }
 }
 
-/// `path`'s last component with only `[A-Za-z0-9._-]`, at most 128 characters.
-fn basename(path: &str) -> String {
-    let name: String = path
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(128)
-        .collect();
-    if name.is_empty() || name == "." || name == ".." {
-        "upload".to_owned()
-    } else {
-        name
-    }
-}
-
-/// The quarantine name of content with digest `sha` uploaded as `path` at `now`.
-pub fn stored_name(now: OffsetDateTime, sha: &str, path: &str) -> String {
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z_{}_{}",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second(),
-        &sha[..12.min(sha.len())],
-        basename(path)
-    )
-}
-
 impl Sink {
     /// Reports (and keeps) a finished upload; `how` is `sftp` or `scp`.
     pub async fn finish(&self, upload: &Upload, how: &str) {
         let sha = hex::encode(Sha256::digest(&upload.kept));
-        let stored_as = stored_name(OffsetDateTime::now_utc(), &sha, &upload.path);
+        let stored_as = stored_name(OffsetDateTime::now_utc(), &sha, &basename(&upload.path));
         let truncated = upload.total > upload.kept.len() as u64;
         let mut event = self
             .emitter
@@ -131,11 +94,6 @@ impl Sink {
         }
         self.emitter.emit(event).await;
     }
-}
-
-async fn store(dir: &Path, name: &str, content: &[u8]) -> std::io::Result<()> {
-    tokio::fs::create_dir_all(dir).await?;
-    tokio::fs::write(dir.join(name), content).await
 }
 
 /// Where a legacy scp sink is in its protocol (`scp.c`, `sink()`).
@@ -299,7 +257,7 @@ mod tests {
         let name = stored_name(
             OffsetDateTime::UNIX_EPOCH,
             "abcdef0123456789",
-            "/tmp/../x y",
+            &basename("/tmp/../x y"),
         );
         assert_eq!(name, "1970-01-01T00:00:00Z_abcdef012345_x_y");
     }
