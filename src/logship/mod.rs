@@ -38,6 +38,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio_util::bytes::{BufMut, Bytes, BytesMut};
 
+use crate::syslog::put_decimal;
+
 /// Version of the envelope this build speaks.
 pub const VERSION: u32 = 1;
 /// Most sources one connection may declare.
@@ -238,7 +240,11 @@ impl Upstream {
 /// Encodes a `D` payload without building an [`Upstream`] (the forwarder's hot path).
 pub fn encode_line(idx: u32, seq: u64, line: &[u8], dst: &mut BytesMut) {
     dst.reserve(line.len() + MAX_HEADER);
-    dst.put_slice(format!("D {idx} {seq} ").as_bytes());
+    dst.put_slice(b"D ");
+    put_decimal(dst, u64::from(idx));
+    dst.put_u8(b' ');
+    put_decimal(dst, seq);
+    dst.put_u8(b' ');
     dst.put_slice(line);
 }
 

@@ -109,16 +109,19 @@ pub(super) fn seq_sql(seq: u64) -> Result<i64> {
     i64::try_from(seq).map_err(|_| Error::SeqOutOfRange(seq))
 }
 
-/// Text columns of a row, in the order of the `INSERT` parameters without `seq`.
-const TEXT_COLUMNS: usize = 11;
-/// Parameters per row of the `INSERT`: the text columns and `seq`.
+/// Text columns of a row: those of the `INSERT` but `worker`, `source` and `seq`.
+const TEXT_COLUMNS: usize = 9;
+/// Parameters per row of the `INSERT`: the text columns and `seq`. `worker` and `source`
+/// are the same for every row of a statement and bound once, as `?1` and `?2`.
 const COLUMNS_PER_ROW: usize = TEXT_COLUMNS + 1;
-/// Where `seq` sits among a row's parameters (after `source`).
-const SEQ_AT: usize = 10;
+/// Parameters shared by the rows of a statement (`worker`, `source`).
+const SHARED: usize = 2;
+/// Where `seq` sits among a row's parameters (after `msg`).
+const SEQ_AT: usize = 8;
 /// Where `msg`, the one nullable text column, sits.
 const MSG_AT: usize = 7;
 
-/// One event of a [`Prepared`] request: its columns are spans of the request's text.
+/// One event of a [`Batch`]: its columns are spans of the batch's text.
 #[derive(Debug)]
 struct Row {
     /// Where the row's first column starts in the text.
@@ -128,6 +131,8 @@ struct Row {
     /// `false` stores `msg` as NULL.
     has_msg: bool,
     seq: i64,
+    /// Index of the row's run (its worker and source) in the batch.
+    run: usize,
 }
 
 impl Row {
@@ -151,20 +156,44 @@ impl Row {
     }
 }
 
-/// A write request turned into rows, ready for the writer to bind and step.
+/// Consecutive lines of one source: the names are copied once per run, not per line.
+#[derive(Debug)]
+struct Run {
+    worker: String,
+    source: String,
+    /// The highest `seq` of the run, unparsed lines included.
+    top: i64,
+}
+
+/// Lines turned into rows as they arrive: one write request, committed all or nothing by
+/// [`Writer::write_batch`](super::Writer::write_batch).
 ///
-/// [`Prepared::new`] does the per-line work (timestamps as text, the `fields` JSON, the
+/// [`Batch::push`] does the per-line work (timestamps as text, the `fields` JSON, the
 /// highest `seq` per source) on the caller's task, so it runs beside the writer's
 /// transaction instead of inside it: the single writer is the pipeline's bottleneck.
-/// Every column text of the request sits in one buffer, so a request is two allocations
-/// however many rows it has, which keeps both the listener's memory and the writer's
-/// frees small.
-#[derive(Debug)]
-pub(super) struct Prepared {
+/// Every column text of the batch sits in one buffer, so the event a line was parsed
+/// into can be dropped at once and a batch is two allocations however many rows it has,
+/// which keeps both the listener's memory and the writer's frees small.
+#[derive(Debug, Default)]
+pub struct Batch {
     text: String,
     rows: Vec<Row>,
     unparsed: usize,
-    highest: Vec<(String, String, i64)>,
+    /// Runs in order; a batch is nearly always a single one.
+    runs: Vec<Run>,
+    /// Bytes of the runs' names.
+    names: usize,
+}
+
+/// Where a [`Batch`] stood before a line was pushed: [`Batch::rollback`] takes it out.
+#[derive(Debug, Clone, Copy)]
+pub struct Mark {
+    text: usize,
+    rows: usize,
+    runs: usize,
+    names: usize,
+    unparsed: usize,
+    top: Option<i64>,
 }
 
 /// Appends `value` to `text` and returns where it ends.
@@ -173,84 +202,131 @@ fn put(text: &mut String, value: &str) -> usize {
     text.len()
 }
 
-impl Prepared {
-    /// Checks and formats `records`.
-    pub(super) fn new(records: Vec<LogRecord>) -> Result<Self> {
-        let mut rows = Vec::with_capacity(records.len());
-        let bytes: usize = records
-            .iter()
-            .filter_map(|r| r.event.as_ref())
-            .map(|e| 2 * e.raw.len() + 96)
-            .sum();
-        let mut text = String::with_capacity(bytes);
-        let mut unparsed = 0;
-        let mut highest: BTreeMap<(String, String), i64> = BTreeMap::new();
-        // A request is nearly always one run of one source: track the run, and touch the
-        // map (and copy the names) only where the source changes.
-        let mut run: Option<(String, String, i64)> = None;
-        let mut merge = |(worker, source, seq): (String, String, i64)| {
-            let top = highest.entry((worker, source)).or_insert(seq);
-            *top = (*top).max(seq);
-        };
-        for r in &records {
-            let seq = seq_sql(r.seq)?;
-            match &mut run {
-                Some((w, s, top)) if *w == r.worker && *s == r.source => *top = (*top).max(seq),
-                _ => {
-                    if let Some(done) = run.replace((r.worker.clone(), r.source.clone(), seq)) {
-                        merge(done);
-                    }
-                }
-            }
-            let Some(e) = &r.event else {
-                unparsed += 1;
-                continue;
-            };
-            let start = text.len();
-            let time = e.timestamp.datetime().unwrap_or(r.received_at);
-            push_sql_time(&mut text, time, false);
-            let ends = [
-                text.len(),
-                put(&mut text, &e.decky),
-                put(&mut text, &e.service),
-                put(&mut text, &e.event_type),
-                put(&mut text, e.attacker_ip_or_unknown()),
-                put(&mut text, &e.raw),
-                put(&mut text, &e.fields.to_json()),
-                put(&mut text, e.msg.as_deref().unwrap_or_default()),
-                put(&mut text, &r.worker),
-                put(&mut text, &r.source),
-                {
-                    push_sql_time(&mut text, r.received_at, true);
-                    text.len()
-                },
-            ];
-            rows.push(Row {
-                start,
-                ends,
-                has_msg: e.msg.is_some(),
-                seq,
-            });
-        }
-        if let Some(done) = run {
-            merge(done);
-        }
-        Ok(Self {
-            text,
-            rows,
-            unparsed,
-            highest: highest.into_iter().map(|((w, s), q)| (w, s, q)).collect(),
-        })
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    /// How many lines the request carries (stored or not).
-    pub(super) fn len(&self) -> usize {
+    /// A batch of `records`, checked and formatted.
+    pub fn of(records: &[LogRecord]) -> Result<Self> {
+        let mut batch = Self::new();
+        for r in records {
+            batch.push(&r.worker, &r.source, r.seq, r.received_at, r.event.as_ref())?;
+        }
+        Ok(batch)
+    }
+
+    /// Adds line `seq` of `worker`'s `source`, received at `received_at`; `None` for a
+    /// line that did not parse (only its `seq` counts). Nothing is added on error.
+    pub fn push(
+        &mut self,
+        worker: &str,
+        source: &str,
+        seq: u64,
+        received_at: OffsetDateTime,
+        event: Option<&Event>,
+    ) -> Result<()> {
+        let seq = seq_sql(seq)?;
+        match self.runs.last_mut() {
+            Some(run) if run.worker == worker && run.source == source => {
+                run.top = run.top.max(seq);
+            }
+            _ => {
+                self.names += worker.len() + source.len();
+                self.runs.push(Run {
+                    worker: worker.to_owned(),
+                    source: source.to_owned(),
+                    top: seq,
+                });
+            }
+        }
+        let run = self.runs.len() - 1;
+        let Some(e) = event else {
+            self.unparsed += 1;
+            return Ok(());
+        };
+        let text = &mut self.text;
+        let start = text.len();
+        let time = e.timestamp.datetime().unwrap_or(received_at);
+        push_sql_time(text, time, false);
+        let ends = [
+            text.len(),
+            put(text, &e.decky),
+            put(text, &e.service),
+            put(text, &e.event_type),
+            put(text, e.attacker_ip_or_unknown()),
+            put(text, &e.raw),
+            {
+                e.fields.write_json(text);
+                text.len()
+            },
+            put(text, e.msg.as_deref().unwrap_or_default()),
+            {
+                push_sql_time(text, received_at, true);
+                text.len()
+            },
+        ];
+        self.rows.push(Row {
+            start,
+            ends,
+            has_msg: e.msg.is_some(),
+            seq,
+            run,
+        });
+        Ok(())
+    }
+
+    /// How many lines the batch carries (stored or not).
+    pub fn len(&self) -> usize {
         self.rows.len() + self.unparsed
     }
 
-    /// Whether the request carries no line at all.
-    pub(super) fn is_empty(&self) -> bool {
+    /// Whether the batch carries no line at all.
+    pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Bytes the rows take (their text, their index entries and their runs' names): what
+    /// a memory budget charges for them.
+    pub fn bytes(&self) -> usize {
+        self.text.len() + self.rows.len() * std::mem::size_of::<Row>() + self.names
+    }
+
+    /// Where the batch stands now.
+    pub fn mark(&self) -> Mark {
+        Mark {
+            text: self.text.len(),
+            rows: self.rows.len(),
+            runs: self.runs.len(),
+            names: self.names,
+            unparsed: self.unparsed,
+            top: self.runs.last().map(|r| r.top),
+        }
+    }
+
+    /// Takes out every line pushed since `mark` was taken (the latest mark only).
+    pub fn rollback(&mut self, mark: Mark) {
+        self.text.truncate(mark.text);
+        self.rows.truncate(mark.rows);
+        self.runs.truncate(mark.runs);
+        self.names = mark.names;
+        self.unparsed = mark.unparsed;
+        if let (Some(run), Some(top)) = (self.runs.last_mut(), mark.top) {
+            run.top = top;
+        }
+    }
+
+    /// The highest `seq` of every source in the batch.
+    fn highest(&self) -> BTreeMap<(&str, &str), i64> {
+        let mut highest = BTreeMap::new();
+        for run in &self.runs {
+            let top = highest
+                .entry((run.worker.as_str(), run.source.as_str()))
+                .or_insert(run.top);
+            *top = (*top).max(run.top);
+        }
+        highest
     }
 }
 
@@ -262,14 +338,29 @@ const INSERT_HEAD: &str = "INSERT INTO logs
 const INSERT_TAIL: &str = " ON CONFLICT (worker, source, seq) DO NOTHING";
 
 /// Rows per multi-row `INSERT`. One statement per row costs a step, a reset and an
-/// update of the `AUTOINCREMENT` counter each; one per 32 rows pays those once, and 384
+/// update of the `AUTOINCREMENT` counter each; one per 32 rows pays those once, and 322
 /// parameters stay far below SQLite's limit of 32766.
 const ROWS_PER_INSERT: usize = 32;
 
-/// `INSERT … VALUES (?, …), … ON CONFLICT … DO NOTHING` for `rows` rows.
+/// `INSERT … VALUES (…), … ON CONFLICT … DO NOTHING` for `rows` rows: `?1` and `?2`
+/// are every row's `worker` and `source`, row `i`'s own parameters follow from
+/// `3 + i * COLUMNS_PER_ROW` in [`Row::bind`]'s order.
 fn insert_sql(rows: usize) -> String {
-    let one = format!("({})", ["?"; COLUMNS_PER_ROW].join(", "));
-    format!("{INSERT_HEAD}{}{INSERT_TAIL}", vec![one; rows].join(", "))
+    let tuples: Vec<String> = (0..rows)
+        .map(|i| {
+            let first = SHARED + 1 + i * COLUMNS_PER_ROW;
+            let own = |j: usize| format!("?{}", first + j);
+            let mut params: Vec<String> = (0..SEQ_AT).map(own).collect();
+            params.extend([
+                "?1".to_owned(),
+                "?2".to_owned(),
+                own(SEQ_AT),
+                own(SEQ_AT + 1),
+            ]);
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    format!("{INSERT_HEAD}{}{INSERT_TAIL}", tuples.join(", "))
 }
 
 static INSERT_ONE: LazyLock<String> = LazyLock::new(|| insert_sql(1));
@@ -282,45 +373,54 @@ const MARK: &str = "INSERT INTO log_sources (worker, source, last_seq, updated_a
 
 const WATERMARK: &str = "SELECT last_seq FROM log_sources WHERE worker = ?1 AND source = ?2";
 
-/// Inserts `rows` with one statement; returns how many were new.
-fn insert_rows(stmt: &mut Statement<'_>, text: &str, rows: &[Row]) -> Result<usize> {
+/// Inserts `rows`, all of `run`, with one statement; returns how many were new.
+fn insert_rows(stmt: &mut Statement<'_>, text: &str, run: &Run, rows: &[Row]) -> Result<usize> {
+    stmt.raw_bind_parameter(1, run.worker.as_str())?;
+    stmt.raw_bind_parameter(2, run.source.as_str())?;
     for (i, row) in rows.iter().enumerate() {
-        row.bind(text, stmt, 1 + i * COLUMNS_PER_ROW)?;
+        row.bind(text, stmt, SHARED + 1 + i * COLUMNS_PER_ROW)?;
     }
     Ok(stmt.raw_execute()?)
 }
 
 /// Inserts one request's rows inside the writer's transaction.
-pub(super) fn insert(tx: &Transaction<'_>, request: &Prepared) -> Result<Outcome> {
+pub(super) fn insert(tx: &Transaction<'_>, request: &Batch) -> Result<Outcome> {
     let mut inserted = 0;
-    let mut chunks = request.rows.chunks_exact(ROWS_PER_INSERT);
-    if chunks.len() > 0 {
-        let mut many = tx.prepare_cached(&INSERT_MANY)?;
-        for chunk in &mut chunks {
-            inserted += insert_rows(&mut many, &request.text, chunk)?;
+    for group in request.rows.chunk_by(|a, b| a.run == b.run) {
+        let run = group
+            .first()
+            .and_then(|row| request.runs.get(row.run))
+            .ok_or_else(|| Error::Corrupt("row of no run".into()))?;
+        let mut chunks = group.chunks_exact(ROWS_PER_INSERT);
+        if chunks.len() > 0 {
+            let mut many = tx.prepare_cached(&INSERT_MANY)?;
+            for chunk in &mut chunks {
+                inserted += insert_rows(&mut many, &request.text, run, chunk)?;
+            }
+        }
+        if !chunks.remainder().is_empty() {
+            let mut one = tx.prepare_cached(&INSERT_ONE)?;
+            for row in chunks.remainder() {
+                inserted += insert_rows(&mut one, &request.text, run, std::slice::from_ref(row))?;
+            }
         }
     }
-    if !chunks.remainder().is_empty() {
-        let mut one = tx.prepare_cached(&INSERT_ONE)?;
-        for row in chunks.remainder() {
-            inserted += insert_rows(&mut one, &request.text, std::slice::from_ref(row))?;
-        }
-    }
+    let highest = request.highest();
     let mut outcome = Outcome {
         inserted,
         duplicates: request.rows.len() - inserted,
         unparsed: request.unparsed,
-        watermarks: Vec::with_capacity(request.highest.len()),
+        watermarks: Vec::with_capacity(highest.len()),
     };
     let now = sql_micros(OffsetDateTime::now_utc());
     let mut mark = tx.prepare_cached(MARK)?;
     let mut read = tx.prepare_cached(WATERMARK)?;
-    for (worker, source, seq) in &request.highest {
+    for ((worker, source), seq) in highest {
         mark.execute(params![worker, source, seq, now])?;
         let committed: i64 = read.query_row(params![worker, source], |row| row.get(0))?;
         outcome.watermarks.push(Watermark {
-            worker: worker.clone(),
-            source: source.clone(),
+            worker: worker.to_owned(),
+            source: source.to_owned(),
             seq: seq_u64(committed)?,
         });
     }

@@ -49,7 +49,7 @@ use rusqlite::{Connection, OpenFlags};
 use thiserror::Error;
 use time::{OffsetDateTime, UtcOffset};
 
-pub use logs::{LogRecord, StoredLog, Watermark};
+pub use logs::{Batch, LogRecord, Mark, StoredLog, Watermark};
 pub use migrate::SCHEMA_VERSION;
 pub use offsets::{Offsets, Position};
 pub use search::{Bucket, FilterError, LogCounts, LogFilter, LogRow, parse_time};
@@ -279,11 +279,14 @@ pub(crate) fn sql_micros(t: OffsetDateTime) -> String {
 pub(crate) fn push_sql_time(out: &mut String, t: OffsetDateTime, micros: bool) {
     // By hand rather than through `format!`: this runs twice per stored line, and
     // `core::fmt` made it a tenth of the store's per-line instructions.
-    fn digits(out: &mut String, value: u32, width: u32) {
-        for place in (0..width).rev() {
-            let digit = value / 10u32.pow(place) % 10;
-            out.push(char::from(b'0' + digit as u8));
+    fn digits(out: &mut String, mut value: u32, width: usize) {
+        let mut text = [b'0'; 6];
+        let width = width.min(text.len());
+        for slot in text[..width].iter_mut().rev() {
+            *slot = b'0' + (value % 10) as u8;
+            value /= 10;
         }
+        out.extend(text[..width].iter().map(|&b| char::from(b)));
     }
     let t = t.to_offset(UtcOffset::UTC);
     let (year, month, day) = t.to_calendar_date();

@@ -457,6 +457,35 @@ async fn multi_row_inserts_count_duplicates_and_keep_order() -> Result<()> {
     Ok(())
 }
 
+/// A line taken back out of a batch (the listener does it when the memory budget cannot
+/// pay for the line's row) leaves no row, no watermark and no bytes behind.
+#[tokio::test]
+async fn a_rolled_back_line_leaves_nothing_behind() -> Result<()> {
+    let dir = tempdir();
+    let store = open(dir.path());
+    let (writer, _task) = store.spawn_writer()?;
+    let mut batch = Batch::new();
+    let push = |batch: &mut Batch, r: &LogRecord| {
+        batch.push(&r.worker, &r.source, r.seq, r.received_at, r.event.as_ref())
+    };
+    push(&mut batch, &record("w", "a", 1))?;
+    push(&mut batch, &record("w", "a", 2))?;
+    let (kept, bytes) = (batch.len(), batch.bytes());
+    for r in [record("w", "a", 9), record("w", "b", 5)] {
+        let before = batch.mark();
+        push(&mut batch, &r)?;
+        assert!(batch.bytes() > bytes);
+        batch.rollback(before);
+        assert_eq!((batch.len(), batch.bytes()), (kept, bytes));
+    }
+    push(&mut batch, &record("w", "a", 3))?;
+    let done = writer.write_batch(batch).await?;
+    assert_eq!(done.inserted, 3);
+    assert_eq!(done.watermarks, vec![mark("w", "a", 3)]);
+    assert_eq!(store.reader()?.watermark("w", "b")?, None);
+    Ok(())
+}
+
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path)

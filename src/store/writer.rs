@@ -23,7 +23,7 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::logs::{self, LogRecord, Outcome, Prepared, Watermark};
+use super::logs::{self, Batch, LogRecord, Outcome, Watermark};
 use super::{Error, Result, Store};
 
 /// What a committed write request did.
@@ -53,7 +53,7 @@ impl From<Outcome> for Committed {
 
 /// A queued request and where its reply goes.
 struct Request {
-    rows: Prepared,
+    rows: Batch,
     reply: oneshot::Sender<Result<Committed>>,
 }
 
@@ -70,7 +70,12 @@ impl Writer {
     /// senders down instead of growing memory. The rows are formatted here, on the
     /// caller's task, so the writer itself only binds and steps.
     pub async fn write(&self, records: Vec<LogRecord>) -> Result<Committed> {
-        let rows = Prepared::new(records)?;
+        self.write_batch(Batch::of(&records)?).await
+    }
+
+    /// Commits `rows` (all or nothing) and returns once they are durable: what
+    /// [`Writer::write`] does for lines already formatted into a [`Batch`] as they came.
+    pub async fn write_batch(&self, rows: Batch) -> Result<Committed> {
         if rows.is_empty() {
             return Ok(Committed::default());
         }
@@ -172,7 +177,7 @@ async fn gather(
 }
 
 /// One transaction for every request of the batch.
-fn commit(conn: &mut Connection, requests: &[Prepared]) -> Result<Vec<Outcome>> {
+fn commit(conn: &mut Connection, requests: &[Batch]) -> Result<Vec<Outcome>> {
     let tx = conn.transaction()?;
     let mut outcomes = Vec::with_capacity(requests.len());
     for rows in requests {

@@ -119,6 +119,24 @@ impl OctetCodec {
     }
 }
 
+/// Digits of the largest `u64`.
+pub(crate) const MAX_DECIMAL: usize = 20;
+
+/// Appends `n` in decimal: what `n.to_string()` gives, without a `String` per frame.
+pub(crate) fn put_decimal(dst: &mut BytesMut, mut n: u64) {
+    let mut digits = [0u8; MAX_DECIMAL];
+    let mut at = MAX_DECIMAL;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    dst.put_slice(&digits[at..]);
+}
+
 impl Decoder for OctetCodec {
     type Item = Bytes;
     type Error = CodecError;
@@ -179,9 +197,8 @@ impl<T: AsRef<[u8]>> Encoder<T> for OctetCodec {
                 max: self.max_frame,
             });
         }
-        let prefix = payload.len().to_string();
-        dst.reserve(prefix.len() + 1 + payload.len());
-        dst.put_slice(prefix.as_bytes());
+        dst.reserve(MAX_DECIMAL + 1 + payload.len());
+        put_decimal(dst, payload.len() as u64);
         dst.put_u8(b' ');
         dst.put_slice(payload);
         Ok(())
@@ -191,6 +208,15 @@ impl<T: AsRef<[u8]>> Encoder<T> for OctetCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals_are_what_to_string_gives() {
+        for n in [0, 7, 10, 99, 1234567890, u64::MAX] {
+            let mut out = BytesMut::new();
+            put_decimal(&mut out, n);
+            assert_eq!(&out[..], n.to_string().as_bytes());
+        }
+    }
 
     fn decode_all(codec: &mut OctetCodec, input: &[u8]) -> Result<Vec<Bytes>, CodecError> {
         let mut buf = BytesMut::from(input);

@@ -16,6 +16,7 @@ mod ip;
 mod parse;
 mod timestamp;
 
+pub(crate) use codec::put_decimal;
 pub use codec::{CodecError, DEFAULT_MAX_FRAME, OctetCodec};
 pub use fields::{Fields, FieldsBuilder};
 pub use format::{

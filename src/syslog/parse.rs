@@ -73,7 +73,12 @@ pub enum ParseError {
 
 /// Parses a line given as bytes, decoding invalid UTF-8 lossily.
 pub fn parse_bytes(line: &[u8]) -> Result<Event, ParseError> {
-    parse(&String::from_utf8_lossy(line))
+    // Valid UTF-8 is the rule: the strict check is several times cheaper than the lossy
+    // decoder's, which only runs on lines that need it.
+    match std::str::from_utf8(line) {
+        Ok(text) => parse(text),
+        Err(_) => parse(&String::from_utf8_lossy(line)),
+    }
 }
 
 /// Parses one line (a trailing `\n` or `\r\n` is ignored).
@@ -152,8 +157,19 @@ impl<'a> Header<'a> {
 
 /// One non-empty, blank-free token followed by exactly one space.
 fn token<'a>(text: &'a str, what: &'static str) -> Result<(&'a str, &'a str), ParseError> {
-    let (tok, rest) = text.split_once(' ').ok_or(ParseError::Header(what))?;
-    if tok.is_empty() || tok.contains(char::is_whitespace) {
+    // One pass over the token's bytes finds its end and whether it holds an ASCII
+    // blank; only a token with non-ASCII bytes is searched again for Unicode blanks.
+    let (mut blank, mut ascii) = (false, true);
+    let end = text
+        .bytes()
+        .position(|b| {
+            blank |= matches!(b, b'\t'..=b'\r');
+            ascii &= b.is_ascii();
+            b == b' '
+        })
+        .ok_or(ParseError::Header(what))?;
+    let (tok, rest) = (&text[..end], &text[end + 1..]);
+    if tok.is_empty() || blank || (!ascii && tok.contains(char::is_whitespace)) {
         return Err(ParseError::Header(what));
     }
     Ok((tok, rest))
@@ -218,67 +234,58 @@ struct Element<'a> {
 }
 
 /// Reads `ID name="value" …]`, unescaping values; malformed parameters are skipped.
+///
+/// Scans bytes, not chars: every delimiter is ASCII, and a byte of a multi-byte UTF-8
+/// character is never an ASCII byte, so every position cut at is a char boundary. A
+/// value without escapes is copied once, straight from the line.
 fn element(body: &str) -> Element<'_> {
+    let bytes = body.as_bytes();
     let id_end = body.find([' ', ']']).unwrap_or(body.len());
     let id = &body[..id_end];
     let mut params = FieldsBuilder::new();
-    let mut chars = body[id_end..].char_indices().peekable();
-    let offset = id_end;
-    while let Some((i, c)) = chars.next() {
-        match c {
-            ']' => {
+    let mut at = id_end;
+    while let Some(&b) = bytes.get(at) {
+        match b {
+            b']' => {
                 return Element {
                     id,
                     params: params.finish(),
-                    rest: Some(&body[offset + i + 1..]),
+                    rest: Some(&body[at + 1..]),
                 };
             }
-            ' ' => continue,
+            b' ' => {
+                at += 1;
+                continue;
+            }
             _ => {}
         }
         // A parameter name runs to `=`; a blank, `]` or `"` first means a malformed one.
-        let mut name = String::from(c);
-        let mut well_formed = false;
-        while let Some(&(_, c)) = chars.peek() {
-            if c == '=' {
-                chars.next();
-                well_formed = chars.next_if(|&(_, c)| c == '"').is_some();
-                break;
-            }
-            if matches!(c, ' ' | ']' | '"') {
-                break;
-            }
-            name.push(c);
-            chars.next();
-        }
-        if !well_formed {
+        // Its first character belongs to it whatever it is.
+        let name_start = at;
+        let first_len = body[at..].chars().next().map_or(1, char::len_utf8);
+        let stop = bytes[at + first_len..]
+            .iter()
+            .position(|b| matches!(b, b'=' | b' ' | b']' | b'"'))
+            .map(|i| at + first_len + i);
+        let Some(stop) = stop else {
+            break;
+        };
+        if bytes[stop] != b'=' {
+            at = stop;
             continue;
         }
-        let mut value = String::new();
-        let mut closed = false;
-        while let Some((_, c)) = chars.next() {
-            match c {
-                '"' => {
-                    closed = true;
-                    break;
-                }
-                '\\' => match chars.next().map(|(_, c)| c) {
-                    Some(e @ ('"' | '\\' | ']')) => value.push(e),
-                    Some('n') => value.push('\n'),
-                    Some('r') => value.push('\r'),
-                    Some(other) => {
-                        value.push('\\');
-                        value.push(other);
-                    }
-                    None => value.push('\\'),
-                },
-                c => value.push(c),
+        let name = &body[name_start..stop];
+        if bytes.get(stop + 1) != Some(&b'"') {
+            at = stop + 1;
+            continue;
+        }
+        match quoted(body, stop + 2) {
+            Some((value, next)) => {
+                params.insert(name, value);
+                at = next;
             }
+            None => break,
         }
-        if !closed {
-            break;
-        }
-        params.insert(name, value);
     }
     Element {
         id,
@@ -287,8 +294,58 @@ fn element(body: &str) -> Element<'_> {
     }
 }
 
+/// The unescaped value of a parameter whose text starts at `from` (after its `"`), and
+/// where the text after its closing `"` starts; `None` if it never closes.
+fn quoted(body: &str, from: usize) -> Option<(std::borrow::Cow<'_, str>, usize)> {
+    use std::borrow::Cow;
+    let bytes = body.as_bytes();
+    let special = |at: usize| {
+        bytes[at..]
+            .iter()
+            .position(|b| matches!(b, b'"' | b'\\'))
+            .map(|i| at + i)
+    };
+    let mut at = special(from)?;
+    if bytes[at] == b'"' {
+        return Some((Cow::Borrowed(&body[from..at]), at + 1));
+    }
+    let mut value = String::with_capacity(at - from + 16);
+    value.push_str(&body[from..at]);
+    loop {
+        if bytes[at] == b'"' {
+            return Some((Cow::Owned(value), at + 1));
+        }
+        // A backslash: `\"`, `\\`, `\]` stand for themselves, `\n` and `\r` for
+        // newlines; any other escape is kept as written.
+        let next = match bytes.get(at + 1) {
+            None => return None,
+            Some(&e @ (b'"' | b'\\' | b']')) => {
+                value.push(char::from(e));
+                at + 2
+            }
+            Some(b'n') => {
+                value.push('\n');
+                at + 2
+            }
+            Some(b'r') => {
+                value.push('\r');
+                at + 2
+            }
+            Some(_) => {
+                value.push('\\');
+                at + 1
+            }
+        };
+        let end = special(next)?;
+        value.push_str(&body[next..end]);
+        at = end;
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use proptest::strategy::Strategy;
+
     use super::*;
 
     fn ok(line: &str) -> Event {
@@ -434,6 +491,89 @@ mod tests {
         );
         assert_eq!(e.msg.as_deref(), Some("tail"));
         assert_eq!(e.attacker_ip.as_deref(), Some("10.0.0.1"));
+    }
+
+    /// The char-by-char reader `element` replaced, kept as the oracle it must agree with.
+    fn element_reference(body: &str) -> (Fields, Option<&str>) {
+        let id_end = body.find([' ', ']']).unwrap_or(body.len());
+        let mut params = FieldsBuilder::new();
+        let mut chars = body[id_end..].char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                ']' => return (params.finish(), Some(&body[id_end + i + 1..])),
+                ' ' => continue,
+                _ => {}
+            }
+            let mut name = String::from(c);
+            let mut well_formed = false;
+            while let Some(&(_, c)) = chars.peek() {
+                if c == '=' {
+                    chars.next();
+                    well_formed = chars.next_if(|&(_, c)| c == '"').is_some();
+                    break;
+                }
+                if matches!(c, ' ' | ']' | '"') {
+                    break;
+                }
+                name.push(c);
+                chars.next();
+            }
+            if !well_formed {
+                continue;
+            }
+            let mut value = String::new();
+            let mut closed = false;
+            while let Some((_, c)) = chars.next() {
+                match c {
+                    '"' => {
+                        closed = true;
+                        break;
+                    }
+                    '\\' => match chars.next().map(|(_, c)| c) {
+                        Some(e @ ('"' | '\\' | ']')) => value.push(e),
+                        Some('n') => value.push('\n'),
+                        Some('r') => value.push('\r'),
+                        Some(other) => {
+                            value.push('\\');
+                            value.push(other);
+                        }
+                        None => value.push('\\'),
+                    },
+                    c => value.push(c),
+                }
+            }
+            if !closed {
+                break;
+            }
+            params.insert(name, value);
+        }
+        (params.finish(), None)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn element_agrees_with_the_char_reader(
+            body in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just("\"".to_owned()),
+                    proptest::strategy::Just("\\".to_owned()),
+                    proptest::strategy::Just("]".to_owned()),
+                    proptest::strategy::Just("=".to_owned()),
+                    proptest::strategy::Just(" ".to_owned()),
+                    proptest::strategy::Just("n".to_owned()),
+                    proptest::strategy::Just("é".to_owned()),
+                    proptest::strategy::Just("k=\"v\"".to_owned()),
+                    "[a-z]{1,3}",
+                    proptest::prelude::any::<String>(),
+                ],
+                0..24,
+            ).prop_map(|parts| parts.concat())
+        ) {
+            let e = element(&body);
+            let (params, rest) = element_reference(&body);
+            proptest::prop_assert_eq!(e.params, params);
+            proptest::prop_assert_eq!(e.rest, rest);
+        }
     }
 
     #[test]

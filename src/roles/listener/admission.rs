@@ -147,34 +147,42 @@ impl Drop for Ticket {
     }
 }
 
-/// The shared byte budget of buffered lines.
+/// The shared byte budget of buffered lines (the rows they were formatted into).
 #[derive(Debug, Clone)]
-pub(super) struct Budget(Arc<Semaphore>);
+pub(super) struct Budget {
+    free: Arc<Semaphore>,
+    total: usize,
+}
 
 impl Budget {
-    /// A budget of `bytes`, never less than `floor` (one frame must always fit).
+    /// A budget of `bytes`, never less than `floor`.
     pub(super) fn new(bytes: usize, floor: usize) -> Self {
-        let bytes = bytes.max(floor).clamp(1, Semaphore::MAX_PERMITS);
-        Self(Arc::new(Semaphore::new(bytes)))
+        let total = bytes.max(floor).clamp(1, Semaphore::MAX_PERMITS);
+        Self {
+            free: Arc::new(Semaphore::new(total)),
+            total,
+        }
     }
 
-    fn permits(bytes: usize) -> u32 {
-        u32::try_from(bytes.max(1)).unwrap_or(u32::MAX)
+    /// Permits for `bytes`: a charge larger than the whole budget takes all of it, so
+    /// one line always fits once nothing else is held.
+    fn permits(&self, bytes: usize) -> u32 {
+        u32::try_from(bytes.clamp(1, self.total)).unwrap_or(u32::MAX)
     }
 
     /// `bytes` from the budget if they are free now.
     pub(super) fn try_take(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
-        self.0
+        self.free
             .clone()
-            .try_acquire_many_owned(Self::permits(bytes))
+            .try_acquire_many_owned(self.permits(bytes))
             .ok()
     }
 
     /// `bytes` from the budget once they are free (cancel-safe: nothing is taken if dropped).
     pub(super) async fn take(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
-        self.0
+        self.free
             .clone()
-            .acquire_many_owned(Self::permits(bytes))
+            .acquire_many_owned(self.permits(bytes))
             .await
             .ok()
     }
@@ -217,5 +225,13 @@ mod tests {
             Budget::new(1, 64).try_take(64).is_some(),
             "a frame always fits"
         );
+        let small = Budget::new(100, 10);
+        let all = small.try_take(1000);
+        assert!(
+            all.is_some(),
+            "a charge above the whole budget takes all of it"
+        );
+        assert!(small.try_take(1).is_none());
+        drop(all);
     }
 }

@@ -6,9 +6,10 @@
 //! place to a newer connection ([`super::admission`]); then it trades the ticket for one
 //! of the workers' places.
 //!
-//! Commits are pipelined one deep: while one batch commits, the next accumulates (at most
-//! `max_pending` lines and `max_pending_bytes` bytes, each line's bytes also taken from
-//! the listener-wide budget, then reading pauses). So a connection never has two batches
+//! Commits are pipelined one deep: while one batch commits, the next accumulates, each
+//! line parsed at once into a row of the batch (at most `max_pending` lines and
+//! `max_pending_bytes` bytes of rows, each row's bytes also taken from the listener-wide
+//! budget, then reading pauses). So a connection never has two batches
 //! in flight, and what the store holds of it is always a prefix of what it sent: if a
 //! commit fails, nothing later from this connection is queued behind it, and the
 //! watermark can never jump over a gap. Replies are queued and drained by the same
@@ -32,8 +33,8 @@ use super::link::{End, Link, Outbound};
 use super::{Shared, UNPARSED_EVENT};
 use crate::bus::{publish_safely, topics};
 use crate::logship::{self, Downstream, MAX_SOURCES, Upstream, Welcome};
-use crate::store::{self, Committed, LogRecord};
-use crate::syslog::{Event, Fields, Timestamp};
+use crate::store::{self, Batch, Committed};
+use crate::syslog::{Event, Fields, Timestamp, parse_bytes};
 use crate::tls::{self, PeerIdentity};
 
 /// Frames handled in one go before the session looks at its other duties again.
@@ -147,6 +148,8 @@ struct Parked {
     source: String,
     seq: u64,
     line: Bytes,
+    /// The bytes its row takes.
+    need: usize,
 }
 
 /// The state of one connection after the gate.
@@ -155,8 +158,11 @@ struct Session {
     worker: String,
     identity: Option<PeerIdentity>,
     peer: SocketAddr,
-    pending: Vec<LogRecord>,
-    /// Line bytes in `pending`.
+    /// Lines received since the last submit, already formatted into rows (the parsed
+    /// event of a line is dropped as soon as its row is written).
+    pending: Batch,
+    /// Bytes of `pending` (the rows, not the lines: a row takes two to three times its
+    /// line, more with escapes).
     pending_bytes: usize,
     /// What `pending` holds of the listener-wide budget.
     charge: Option<OwnedSemaphorePermit>,
@@ -177,7 +183,7 @@ impl Session {
             worker,
             identity,
             peer,
-            pending: Vec::new(),
+            pending: Batch::new(),
             pending_bytes: 0,
             charge: None,
             parked: None,
@@ -237,7 +243,7 @@ impl Session {
             tokio::time::interval_at(Instant::now() + settings.recheck, settings.recheck);
         loop {
             let room = self.room();
-            let parked = self.parked.as_ref().map(|p| p.line.len());
+            let parked = self.parked.as_ref().map(|p| p.need);
             tokio::select! {
                 biased;
                 () = stop.cancelled() => break,
@@ -276,9 +282,9 @@ impl Session {
                 charge = budget.take(parked.unwrap_or(0)), if parked.is_some() => {
                     if let Some(charge) = charge
                         && let Some(p) = self.parked.take()
+                        && let Some(need) = self.record(&p.source, p.seq, &p.line)
                     {
-                        self.charge_with(charge);
-                        self.record(&p.source, p.seq, p.line);
+                        self.keep(Some(charge), need, p.line);
                     }
                     if self.inflight.is_none() {
                         self.submit();
@@ -428,14 +434,27 @@ impl Session {
         Ok(())
     }
 
-    /// Buffers a line if the listener-wide budget has room for it, else parks it.
+    /// Buffers a line if the listener-wide budget has room for its row, else parks it.
+    ///
+    /// The row is formatted first, so the charge is what it really takes (an attacker's
+    /// line of control characters grows several-fold in JSON), and taken out again if
+    /// the budget cannot pay for it.
     fn push(&mut self, source: String, seq: u64, line: Bytes) {
-        match self.shared.budget.try_take(line.len()) {
-            Some(charge) => {
-                self.charge_with(charge);
-                self.record(&source, seq, line);
+        let mark = self.pending.mark();
+        let Some(need) = self.record(&source, seq, &line) else {
+            return;
+        };
+        match self.shared.budget.try_take(need) {
+            Some(charge) => self.keep(Some(charge), need, line),
+            None => {
+                self.pending.rollback(mark);
+                self.parked = Some(Parked {
+                    source,
+                    seq,
+                    line,
+                    need,
+                });
             }
-            None => self.parked = Some(Parked { source, seq, line }),
         }
     }
 
@@ -446,13 +465,28 @@ impl Session {
         }
     }
 
-    fn record(&mut self, source: &str, seq: u64, line: Bytes) {
-        let mut record = LogRecord::from_line(self.worker.as_str(), source, seq, &line);
-        if record.event.is_none() {
-            record.event = Some(unparsed(&line, record.received_at));
+    /// Parses a line into a row of `pending`; returns the bytes the row takes there.
+    fn record(&mut self, source: &str, seq: u64, line: &[u8]) -> Option<usize> {
+        let received = OffsetDateTime::now_utc();
+        let event = parse_bytes(line).unwrap_or_else(|_| unparsed(line, received));
+        let before = self.pending.bytes();
+        if let Err(err) = self
+            .pending
+            .push(&self.worker, source, seq, received, Some(&event))
+        {
+            // `take` refuses sequence numbers the store cannot hold before they get here.
+            tracing::error!(worker = %self.worker, source, seq, "line not stored: {err}");
+            return None;
         }
-        self.pending.push(record);
-        self.pending_bytes += line.len();
+        Some(self.pending.bytes() - before)
+    }
+
+    /// Keeps a recorded line: its share of the budget, its bytes, its raw copy.
+    fn keep(&mut self, charge: Option<OwnedSemaphorePermit>, need: usize, line: Bytes) {
+        if let Some(charge) = charge {
+            self.charge_with(charge);
+        }
+        self.pending_bytes += need;
         if self.shared.raw.is_some() {
             self.raw.push(line);
         }
@@ -468,12 +502,12 @@ impl Session {
             raw.append(self.raw.iter().map(|b| &b[..]));
             self.raw.clear();
         }
-        let records = std::mem::take(&mut self.pending);
+        let rows = std::mem::take(&mut self.pending);
         self.pending_bytes = 0;
         let charge = self.charge.take();
         let writer = self.shared.writer.clone();
         self.inflight = Some(tokio::spawn(async move {
-            let committed = writer.write(records).await;
+            let committed = writer.write_batch(rows).await;
             drop(charge);
             committed
         }));
@@ -530,8 +564,10 @@ impl Session {
     /// Commits what was received (the peer is done or we stop) and queues its
     /// acknowledgements; a line still waiting for budget is committed too.
     async fn commit_rest<S: AsyncWrite>(&mut self, tx: &mut Outbound<S>, mode: Option<&Mode>) {
-        if let Some(p) = self.parked.take() {
-            self.record(&p.source, p.seq, p.line);
+        if let Some(p) = self.parked.take()
+            && let Some(need) = self.record(&p.source, p.seq, &p.line)
+        {
+            self.keep(None, need, p.line);
         }
         for _ in 0..2 {
             if let Some(handle) = self.inflight.take() {

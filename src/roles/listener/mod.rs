@@ -34,12 +34,13 @@
 //!   most [`Settings::max_reply_bytes`] may wait; a peer that stops reading is dropped
 //!   and its place freed. Writes never block the allow-list re-check ([`link`]). The
 //!   kernel's send buffer is fixed at [`Settings::send_buffer`] (64 KiB).
-//! - Memory: per connection at most [`Settings::max_pending`] lines and
-//!   [`Settings::max_pending_bytes`] (4 MiB) of line bytes accumulate while its previous
-//!   batch commits, and all connections together hold at most
-//!   [`Settings::max_buffered_bytes`] (32 MiB) of line bytes in pending and committing
-//!   batches; then reading pauses and TCP pushes back. (A parsed record takes about two
-//!   to three times its line's bytes.)
+//! - Memory: each line is parsed at once into a row of its connection's batch (the
+//!   parsed event is dropped), and rows are counted in the bytes they really take (two
+//!   to three times their line, more for lines full of escapes). Per connection at most
+//!   [`Settings::max_pending`] lines and [`Settings::max_pending_bytes`] of rows
+//!   accumulate while its previous batch commits, and all connections together hold at
+//!   most [`Settings::max_buffered_bytes`] of rows in pending and committing batches;
+//!   then reading pauses and TCP pushes back.
 //! - Shutdown: connections get [`Settings::shutdown_grace`] (5 s) to commit and
 //!   acknowledge what they hold, then they are cut; with the last commit the listener
 //!   is gone within 10 s even with stuck peers.
@@ -118,9 +119,9 @@ pub struct Settings {
     pub max_frame: usize,
     /// Lines one connection may buffer while its previous batch commits (8,192).
     pub max_pending: usize,
-    /// Line bytes one connection may buffer while its previous batch commits (4 MiB).
+    /// Bytes of rows one connection may buffer while its previous batch commits (4 MiB).
     pub max_pending_bytes: usize,
-    /// Line bytes all connections together may hold, pending or committing (32 MiB).
+    /// Bytes of rows all connections together may hold, pending or committing (32 MiB).
     pub max_buffered_bytes: usize,
     /// Reply bytes that may wait for a peer to read them (256 KiB).
     pub max_reply_bytes: usize,
