@@ -260,10 +260,10 @@ fn ssh_vv_shows_the_claimed_releases_lists() {
             .map(|(_, v)| v.as_str())
             .unwrap_or_else(|| panic!("{k} in {lists:?}"))
     };
-    // Debian 12's sshd less sntrup761x25519-sha512@openssh.com (see README).
+    // Debian 12's sshd (9.2p1-2+deb12u10), in full.
     assert_eq!(
         get("KEX algorithms"),
-        "curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,\
+        "sntrup761x25519-sha512,sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,\
          ecdh-sha2-nistp384,ecdh-sha2-nistp521,diffie-hellman-group-exchange-sha256,\
          diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,\
          diffie-hellman-group14-sha256,kex-strict-s-v00@openssh.com"
@@ -277,11 +277,11 @@ fn ssh_vv_shows_the_claimed_releases_lists() {
         "chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr,\
          aes128-gcm@openssh.com,aes256-gcm@openssh.com"
     );
-    // Debian 12's sshd less the umac MACs (see README).
     assert_eq!(
         get("MACs stoc"),
-        "hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com,\
-         hmac-sha1-etm@openssh.com,hmac-sha2-256,hmac-sha2-512,hmac-sha1"
+        "umac-64-etm@openssh.com,umac-128-etm@openssh.com,hmac-sha2-256-etm@openssh.com,\
+         hmac-sha2-512-etm@openssh.com,hmac-sha1-etm@openssh.com,umac-64@openssh.com,\
+         umac-128@openssh.com,hmac-sha2-256,hmac-sha2-512,hmac-sha1"
     );
     assert_eq!(get("compression ctos"), "none,zlib@openssh.com");
 }

@@ -301,6 +301,14 @@ impl Handler for Conn {
         Ok(self.password("password", user, password.as_bytes()).await)
     }
 
+    async fn auth_password_bytes(
+        &mut self,
+        user: &str,
+        password: &[u8],
+    ) -> Result<Auth, Self::Error> {
+        Ok(self.password("password", user, password).await)
+    }
+
     async fn auth_keyboard_interactive<'a>(
         &'a mut self,
         user: &str,

@@ -952,9 +952,9 @@ impl Encrypted {
                 auth_user.clear();
                 auth_user.push_str(&user);
                 let change = map_err!(u8::decode(r))? != 0;
-                let password = map_err!(String::decode(r))?;
+                let password = map_err!(Bytes::decode(r))?;
                 if change {
-                    let _new_password = map_err!(String::decode(r))?;
+                    let _new_password = map_err!(Bytes::decode(r))?;
                 }
                 map_err!(ensure_end(r))?;
                 let auth = if change {
@@ -962,8 +962,10 @@ impl Encrypted {
                         proceed_with_methods: None,
                         partial_success: false,
                     }
+                } else if let Ok(password) = std::str::from_utf8(&password) {
+                    handler.auth_password(&user, password).await?
                 } else {
-                    handler.auth_password(&user, &password).await?
+                    handler.auth_password_bytes(&user, &password).await?
                 };
                 if let Auth::Accept = auth {
                     server_auth_request_success(&mut self.write);

@@ -270,6 +270,17 @@ pub trait Handler: Sized {
         async { Ok(Auth::reject()) }
     }
 
+    /// Check authentication using the "password" method, for a password that is not
+    /// valid UTF-8 (RFC 4252 says UTF-8, clients send any bytes); the raw bytes as sent.
+    #[allow(unused_variables)]
+    fn auth_password_bytes(
+        &mut self,
+        user: &str,
+        password: &[u8],
+    ) -> impl Future<Output = Result<Auth, Self::Error>> + Send {
+        async { Ok(Auth::reject()) }
+    }
+
     /// Pre-authentication callback for public key authentication.
     /// This method is called when a client is:
     /// * probing public key authentication without a signature (yet) or
