@@ -10,10 +10,10 @@ use log::debug;
 use sha2::{Digest, Sha512};
 use ssh_encoding::{Encode, Writer};
 
-use super::{compute_keys, KexAlgorithm, KexAlgorithmImplementor, KexType, SharedSecret};
+use super::{KexAlgorithm, KexAlgorithmImplementor, KexType, SharedSecret, compute_keys};
 use crate::mac;
 use crate::session::Exchange;
-use crate::{cipher, msg, CryptoVec, Error};
+use crate::{CryptoVec, Error, cipher, msg};
 
 const X25519_LEN: usize = 32;
 
@@ -201,7 +201,11 @@ mod tests {
     fn short_or_wrong_init_is_refused() {
         let mut server = Sntrup761X25519KexType {}.make();
         let mut exchange = Exchange::default();
-        assert!(server.server_dh(&mut exchange, &[msg::KEX_ECDH_INIT]).is_err());
+        assert!(
+            server
+                .server_dh(&mut exchange, &[msg::KEX_ECDH_INIT])
+                .is_err()
+        );
         let mut init = vec![msg::KEX_ECDH_INIT, 0, 0, 0, 32];
         init.extend([9u8; 32]);
         assert!(server.server_dh(&mut exchange, &init).is_err());
