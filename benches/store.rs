@@ -184,8 +184,7 @@ fn raw_rows(events: &[Option<Event>], senders: u64) -> Vec<RawRow> {
 const RAW_INSERT: &str = "INSERT INTO logs
     (timestamp, decky, service, event_type, attacker_ip, raw_line, fields, msg,
      worker, source, seq, received_at)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-    ON CONFLICT (worker, source, seq) DO NOTHING";
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
 
 /// Inserts `rows` with plain rusqlite into a fresh database of the same schema; rows/s.
 #[inline(never)]

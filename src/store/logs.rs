@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-use rusqlite::{Statement, Transaction, params};
+use rusqlite::{OptionalExtension, Statement, Transaction, params};
 use time::OffsetDateTime;
 
 use super::{Error, Reader, Result, push_sql_time, sql_micros};
@@ -335,14 +335,12 @@ const INSERT_HEAD: &str = "INSERT INTO logs
      worker, source, seq, received_at)
     VALUES ";
 
-const INSERT_TAIL: &str = " ON CONFLICT (worker, source, seq) DO NOTHING";
-
 /// Rows per multi-row `INSERT`. One statement per row costs a step, a reset and an
 /// update of the `AUTOINCREMENT` counter each; one per 32 rows pays those once, and 322
 /// parameters stay far below SQLite's limit of 32766.
 const ROWS_PER_INSERT: usize = 32;
 
-/// `INSERT … VALUES (…), … ON CONFLICT … DO NOTHING` for `rows` rows: `?1` and `?2`
+/// `INSERT … VALUES (…), …` for `rows` rows: `?1` and `?2`
 /// are every row's `worker` and `source`, row `i`'s own parameters follow from
 /// `3 + i * COLUMNS_PER_ROW` in [`Row::bind`]'s order.
 fn insert_sql(rows: usize) -> String {
@@ -360,7 +358,7 @@ fn insert_sql(rows: usize) -> String {
             format!("({})", params.join(", "))
         })
         .collect();
-    format!("{INSERT_HEAD}{}{INSERT_TAIL}", tuples.join(", "))
+    format!("{INSERT_HEAD}{}", tuples.join(", "))
 }
 
 static INSERT_ONE: LazyLock<String> = LazyLock::new(|| insert_sql(1));
@@ -373,37 +371,67 @@ const MARK: &str = "INSERT INTO log_sources (worker, source, last_seq, updated_a
 
 const WATERMARK: &str = "SELECT last_seq FROM log_sources WHERE worker = ?1 AND source = ?2";
 
-/// Inserts `rows`, all of `run`, with one statement; returns how many were new.
-fn insert_rows(stmt: &mut Statement<'_>, text: &str, run: &Run, rows: &[Row]) -> Result<usize> {
+/// Inserts `rows`, all of `run`, with one statement.
+fn insert_rows(stmt: &mut Statement<'_>, text: &str, run: &Run, rows: &[&Row]) -> Result<()> {
     stmt.raw_bind_parameter(1, run.worker.as_str())?;
     stmt.raw_bind_parameter(2, run.source.as_str())?;
     for (i, row) in rows.iter().enumerate() {
         row.bind(text, stmt, SHARED + 1 + i * COLUMNS_PER_ROW)?;
     }
-    Ok(stmt.raw_execute()?)
+    stmt.raw_execute()?;
+    Ok(())
 }
 
 /// Inserts one request's rows inside the writer's transaction.
+///
+/// A source's lines are numbered from 1 without gaps and every connection sends them in
+/// order from the committed watermark on, so what the store holds of a source is always
+/// the prefix up to its `log_sources.last_seq`: a row at or below it is a re-sent
+/// duplicate. Checking that here, once per run, replaces a unique index on
+/// `(worker, source, seq)` that every row paid a B-tree insert for.
 pub(super) fn insert(tx: &Transaction<'_>, request: &Batch) -> Result<Outcome> {
     let mut inserted = 0;
+    let mut read = tx.prepare_cached(WATERMARK)?;
+    let mut fresh: Vec<&Row> = Vec::with_capacity(request.rows.len());
+    // What is held of each source so far, this request's earlier runs included.
+    let mut held: BTreeMap<(&str, &str), i64> = BTreeMap::new();
     for group in request.rows.chunk_by(|a, b| a.run == b.run) {
         let run = group
             .first()
             .and_then(|row| request.runs.get(row.run))
             .ok_or_else(|| Error::Corrupt("row of no run".into()))?;
-        let mut chunks = group.chunks_exact(ROWS_PER_INSERT);
+        let key = (run.worker.as_str(), run.source.as_str());
+        let held = match held.get_mut(&key) {
+            Some(held) => held,
+            None => {
+                let stored: i64 = read
+                    .query_row(params![run.worker, run.source], |row| row.get(0))
+                    .optional()?
+                    .unwrap_or(0);
+                held.entry(key).or_insert(stored)
+            }
+        };
+        fresh.clear();
+        for row in group {
+            if row.seq > *held {
+                *held = row.seq;
+                fresh.push(row);
+            }
+        }
+        let mut chunks = fresh.chunks_exact(ROWS_PER_INSERT);
         if chunks.len() > 0 {
             let mut many = tx.prepare_cached(&INSERT_MANY)?;
             for chunk in &mut chunks {
-                inserted += insert_rows(&mut many, &request.text, run, chunk)?;
+                insert_rows(&mut many, &request.text, run, chunk)?;
             }
         }
         if !chunks.remainder().is_empty() {
             let mut one = tx.prepare_cached(&INSERT_ONE)?;
             for row in chunks.remainder() {
-                inserted += insert_rows(&mut one, &request.text, run, std::slice::from_ref(row))?;
+                insert_rows(&mut one, &request.text, run, std::slice::from_ref(row))?;
             }
         }
+        inserted += fresh.len();
     }
     let highest = request.highest();
     let mut outcome = Outcome {
@@ -414,7 +442,6 @@ pub(super) fn insert(tx: &Transaction<'_>, request: &Batch) -> Result<Outcome> {
     };
     let now = sql_micros(OffsetDateTime::now_utc());
     let mut mark = tx.prepare_cached(MARK)?;
-    let mut read = tx.prepare_cached(WATERMARK)?;
     for ((worker, source), seq) in highest {
         mark.execute(params![worker, source, seq, now])?;
         let committed: i64 = read.query_row(params![worker, source], |row| row.get(0))?;
