@@ -12,7 +12,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::{Instant, sleep};
 
 use serde_json::Value;
 
@@ -232,7 +234,7 @@ impl Up {
     }
 
     /// Sends SIGINT and returns the exit code (panics after 30 s).
-    fn interrupt(&mut self) -> Option<i32> {
+    async fn interrupt(&mut self) -> Option<i32> {
         let mut child = self.child.take().expect("running");
         let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
@@ -245,7 +247,7 @@ impl Up {
                 let _ = child.kill();
                 panic!("`decnet up` did not stop within 30 s of SIGINT");
             }
-            std::thread::sleep(Duration::from_millis(100));
+            sleep(Duration::from_millis(100)).await;
         }
     }
 }
@@ -294,17 +296,17 @@ fn api(base: &str, method: &str, path: &str, token: Option<&str>, body: Option<&
 }
 
 /// Waits until `ip:port` accepts connections (up to `wait`).
-fn wait_port(ip: &str, port: u16, wait: Duration) {
+async fn wait_port(ip: &str, port: u16, wait: Duration) {
     let addr: SocketAddr = format!("{ip}:{port}").parse().expect("addr");
     let deadline = Instant::now() + wait;
     while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
         assert!(Instant::now() < deadline, "{addr} never answered");
-        std::thread::sleep(Duration::from_millis(200));
+        sleep(Duration::from_millis(200)).await;
     }
 }
 
 /// Polls `/logs?search=…` until a row matches, returning how long it took.
-fn wait_logged(base: &str, token: &str, search: &str, within: Duration) -> Duration {
+async fn wait_logged(base: &str, token: &str, search: &str, within: Duration) -> Duration {
     let started = Instant::now();
     let query = search.replace(' ', "%20");
     loop {
@@ -322,7 +324,7 @@ fn wait_logged(base: &str, token: &str, search: &str, within: Duration) -> Durat
             started.elapsed() < within,
             "no log matching {search:?} within {within:?}"
         );
-        std::thread::sleep(Duration::from_millis(100));
+        sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -354,12 +356,10 @@ async fn up_runs_the_whole_pipeline_and_finds_it_again() {
     if util::docker().await.is_none() || !have("curl") || !have("sshpass") || !have("ssh") {
         return;
     }
-    tokio::task::spawn_blocking(end_to_end)
-        .await
-        .expect("end-to-end test");
+    end_to_end().await;
 }
 
-fn end_to_end() {
+async fn end_to_end() {
     let home = util::Dir::new();
     let _teardown = Teardown(&home);
     let network = format!("decnet_upt{}", std::process::id());
@@ -398,8 +398,8 @@ fn end_to_end() {
     let (base, token) = up.session();
     let ssh_ip = first.ip_with("ssh").to_owned();
     let http_ip = first.ip_with("http").to_owned();
-    wait_port(&ssh_ip, 22, Duration::from_secs(60));
-    wait_port(&http_ip, 80, Duration::from_secs(60));
+    wait_port(&ssh_ip, 22, Duration::from_secs(60)).await;
+    wait_port(&http_ip, 80, Duration::from_secs(60)).await;
 
     let _ = Command::new("sshpass")
         .args(["-p", "e2e-ssh-secret", "ssh"])
@@ -426,7 +426,8 @@ fn end_to_end() {
         &token,
         "service:ssh event:auth_attempt",
         Duration::from_secs(2),
-    );
+    )
+    .await;
     eprintln!("ssh attempt stored and served after {took:?}");
 
     let out = Command::new("curl")
@@ -448,12 +449,13 @@ fn end_to_end() {
         &token,
         "service:http event:request",
         Duration::from_secs(2),
-    );
+    )
+    .await;
     eprintln!("http request stored and served after {took:?}");
 
     let before = fleet_containers(&network);
     assert!(!before.is_empty());
-    assert_eq!(up.interrupt(), Some(0), "SIGINT is a clean stop");
+    assert_eq!(up.interrupt().await, Some(0), "SIGINT is a clean stop");
     assert!(
         !home.path().join("run").join("bus.sock").exists(),
         "bus socket left behind"
@@ -476,6 +478,6 @@ fn end_to_end() {
     );
     again.summary.password = None;
     let (base, token) = again.session();
-    wait_logged(&base, &token, "service:ssh", Duration::from_secs(2));
-    assert_eq!(again.interrupt(), Some(0));
+    wait_logged(&base, &token, "service:ssh", Duration::from_secs(2)).await;
+    assert_eq!(again.interrupt().await, Some(0));
 }
