@@ -480,4 +480,23 @@ async fn end_to_end() {
     let (base, token) = again.session();
     wait_logged(&base, &token, "service:ssh", Duration::from_secs(2)).await;
     assert_eq!(again.interrupt().await, Some(0));
+
+    // A reset prints a new password, which must be changed at the next login.
+    args.push("--reset-admin-password".into());
+    let mut reset = Up::start(&home, api_port, &args, Duration::from_secs(120));
+    let fresh = reset.summary.password.clone().expect("a new password");
+    assert!(
+        fresh.len() >= 16 && fresh != password,
+        "{}",
+        reset.summary.text
+    );
+    let login = api(
+        &base,
+        "POST",
+        "/auth/login",
+        None,
+        Some(&login_body(&fresh)),
+    );
+    assert_eq!(login["must_change_password"], true, "{login}");
+    assert_eq!(reset.interrupt().await, Some(0));
 }

@@ -558,3 +558,49 @@ async fn bring_up_fleet(
         deployed_now,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started(password: Option<&str>) -> Started {
+        Started {
+            api: "127.0.0.1:8000".parse().expect("addr"),
+            listener: "127.0.0.1:6514".parse().expect("addr"),
+            admin_user: "admin".into(),
+            new_password: password.map(str::to_owned),
+            admin_existed: password.is_none(),
+            network: Some(("decnet_up".into(), "10.213.47.0/24".parse().expect("cidr"))),
+            deckies: vec![DeckyLine {
+                name: "decky-01".into(),
+                ip: "10.213.47.2".into(),
+                services: vec!["ssh".into(), "http".into()],
+                archetype: Some("linux-server".into()),
+                state: "up",
+            }],
+            deployed_now: password.is_some(),
+        }
+    }
+
+    fn summary(s: &Started) -> String {
+        let mut out = Vec::new();
+        write_summary(&mut out, s).expect("write");
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn the_password_is_shown_on_the_first_run_only() {
+        let first = summary(&started(Some("0123456789abcdef0123")));
+        assert!(
+            first.contains("admin password: 0123456789abcdef0123"),
+            "{first}"
+        );
+        assert!(first.contains("http://127.0.0.1:8000/"), "{first}");
+        assert!(first.contains("try: ssh root@10.213.47.2"), "{first}");
+        assert!(first.ends_with("ready\n"), "{first}");
+        let later = summary(&started(None));
+        assert!(!later.contains("0123456789abcdef"), "{later}");
+        assert!(later.contains("--reset-admin-password"), "{later}");
+        assert!(later.contains("found again"), "{later}");
+    }
+}
