@@ -103,6 +103,35 @@ fn an_unreachable_docker_engine_is_refused_before_anything_is_written() {
 }
 
 #[test]
+fn a_user_without_docker_access_is_told_what_to_do_and_nothing_is_written() {
+    if !nix::unistd::Uid::effective().is_root() {
+        util::skip("root (to run decnet up as an unprivileged user)");
+        return;
+    }
+    let dir = util::Dir::new();
+    // `nobody` can walk into the temporary directory but not write it or the socket.
+    let (api, listener) = (free_port().to_string(), free_port().to_string());
+    let home = dir.path().join("home");
+    let mut cmd = dir.command("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(util::bin())
+        .args([
+            "up",
+            "--no-fleet",
+            "--api-port",
+            &api,
+            "--listener-port",
+            &listener,
+        ])
+        .env("DECNET_HOME", &home);
+    let mut perms = std::fs::metadata(dir.path()).expect("dir").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(dir.path(), perms).expect("chmod");
+    // Refused for the Docker socket or, with an engine anyone may use, for DECNET_HOME.
+    assert_refused(&dir, &mut cmd, "run `decnet up` as root");
+}
+
+#[test]
 fn a_dynamic_decky_binary_is_refused_with_how_to_build_a_static_one() {
     let dir = util::Dir::new();
     if decnet::engine::elf::is_static(&util::bin()).unwrap_or(true) {

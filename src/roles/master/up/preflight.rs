@@ -61,17 +61,16 @@ pub async fn bind(addr: SocketAddr, flag: &'static str) -> Result<TcpListener, E
 
 /// Connects to the Docker engine; a socket we may not open gets its own advice.
 pub async fn docker(docker_host: Option<&str>) -> Result<Engine, Error> {
-    Engine::connect(docker_host).await.map_err(|e| {
-        let denied = matches!(&e, engine::Error::Unreachable { source, .. }
-            if format!("{source:?}").contains("PermissionDenied"));
-        if denied {
+    Engine::connect(docker_host).await.map_err(|e| match &e {
+        engine::Error::Unreachable { endpoint, source }
+            if format!("{source:?}").contains("PermissionDenied") =>
+        {
             Error::Docker(format!(
-                "{e}\nno permission on the Docker socket: run `decnet up` as root, or add \
-                 this user to the `docker` group"
+                "no permission on the Docker socket ({endpoint}): run `decnet up` as root, or \
+                 add this user to the `docker` group"
             ))
-        } else {
-            Error::Docker(e.to_string())
         }
+        _ => Error::Docker(e.to_string()),
     })
 }
 
