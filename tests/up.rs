@@ -192,6 +192,8 @@ impl Summary {
 /// A running `decnet up`, killed and its fleet torn down when dropped.
 struct Up {
     child: Option<Child>,
+    /// Where its stderr (progress and diagnostics) goes.
+    stderr: PathBuf,
     api_port: u16,
     summary: Summary,
 }
@@ -199,12 +201,14 @@ struct Up {
 impl Up {
     /// Starts `decnet up` in `home` with `args` and waits (up to `wait`) for "ready".
     fn start(home: &util::Dir, api_port: u16, args: &[String], wait: Duration) -> Self {
+        let stderr = home.path().join(format!("up-{}.stderr", free_port()));
+        let file = std::fs::File::create(&stderr).expect("stderr file");
         let mut cmd = home.decnet();
         cmd.env("DECNET_DECKY_BINARY", util::static_binary())
             .arg("up")
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::from(file));
         let mut child = cmd.spawn().expect("spawn decnet up");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
@@ -220,14 +224,23 @@ impl Up {
         });
         let mut up = Up {
             child: Some(child),
+            stderr,
             api_port,
             summary: Summary::default(),
         };
         match rx.recv_timeout(wait) {
             Ok(text) => up.summary = Summary::parse(text),
-            Err(_) => panic!("`decnet up` was not ready within {wait:?}"),
+            Err(_) => panic!(
+                "`decnet up` was not ready within {wait:?}:\n{}",
+                up.diagnostics()
+            ),
         }
         up
+    }
+
+    /// What it wrote on stderr so far.
+    fn diagnostics(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
     /// `http://127.0.0.1:<api port>/api/v1`.
@@ -283,6 +296,9 @@ impl Up {
 
 impl Drop for Up {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- decnet up stderr\n{}", self.diagnostics());
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -424,6 +440,10 @@ async fn end_to_end() {
     let password = first.password.clone().unwrap_or_default();
     assert!(!log.contains(&password), "the admin password reached a log");
 
+    assert!(
+        !up.diagnostics().contains(&password),
+        "the admin password reached the diagnostics"
+    );
     let (base, token) = up.session();
     let ssh_ip = first.ip_with("ssh").to_owned();
     let http_ip = first.ip_with("http").to_owned();
