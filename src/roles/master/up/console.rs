@@ -83,6 +83,10 @@ pub fn write_summary(out: &mut impl Write, s: &Started) -> std::io::Result<()> {
             out,
             "  admin password: {p}\n  (shown only now; you choose your own at first login)"
         )?,
+        None if !s.admin_existed => writeln!(
+            out,
+            "  admin password: the one in DECNET_ADMIN_PASSWORD (changed at first login)"
+        )?,
         None => writeln!(
             out,
             "  admin password was printed on first run; reset it with \
@@ -164,5 +168,10 @@ mod tests {
         assert!(!later.contains("0123456789abcdef"), "{later}");
         assert!(later.contains("--reset-admin-password"), "{later}");
         assert!(later.contains("found again"), "{later}");
+        let given = Started {
+            admin_existed: false,
+            ..started(None)
+        };
+        assert!(summary(&given).contains("DECNET_ADMIN_PASSWORD"));
     }
 }
