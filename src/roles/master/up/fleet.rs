@@ -174,6 +174,7 @@ pub fn what_to_try(ip: &str, services: &[String]) -> Vec<String> {
             "http" => tries.push(format!("curl -u admin:secret http://{ip}/")),
             "ftp" => tries.push(format!("ftp {ip}")),
             "telnet" => tries.push(format!("telnet {ip}")),
+            "smtp" => tries.push(format!("swaks --server {ip} --to root@example.com")),
             "redis" => tries.push(format!("redis-cli -h {ip}")),
             _ => {}
         }
