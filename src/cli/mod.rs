@@ -18,6 +18,7 @@ mod output;
 mod pki;
 mod status;
 mod teardown;
+mod up;
 
 pub use dispatch::{ROLES, normalize, role_from_argv0};
 
@@ -112,7 +113,7 @@ enum Command {
     /// Prepare this host (state directory, CA, units).
     Init(Pending),
     /// Run every role on this host with SQLite.
-    Up(Pending),
+    Up(up::UpArgs),
     /// Show the attack log stored on the master.
     Logs(logs::LogsArgs),
     /// Manage the decnet CA and certificate bundles.
@@ -220,6 +221,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<()> {
         Command::Deploy(args) => deploy::run(*args, &config, &mut out()),
         Command::Teardown(args) => teardown::run(args, &config, &mut out()),
         Command::Status(args) => status::run(&args, &config, &mut out()),
+        Command::Up(args) => up::run(args, &config),
         other => Err(CliError::NotImplemented(other.name()).into()),
     }
 }

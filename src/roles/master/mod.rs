@@ -19,6 +19,7 @@
 //! - [`cache`], [`limiter`]: TTL caches with single flight, fixed-window rate limits.
 //! - [`health`]: component states for `/health`.
 //! - [`openapi`]: the generated OpenAPI document.
+//! - [`up`]: `decnet up`, the master composing every small role on one host.
 pub mod auth;
 pub mod bootstrap;
 pub mod cache;
@@ -30,6 +31,7 @@ pub mod limiter;
 pub mod openapi;
 pub mod routes;
 pub mod state;
+pub mod up;
 
 use std::io;
 use std::net::SocketAddr;
