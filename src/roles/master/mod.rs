@@ -12,6 +12,7 @@
 //! and unknown methods 405, both as `{"detail": …}`.
 //!
 //! Modules:
+//! - [`assets`]: the embedded dashboard at `/` (every non-API GET).
 //! - [`bootstrap`]: startup checks, token key file, the first admin.
 //! - [`auth`]: tokens (HS256), argon2id hashing, role extractors, `/auth/*`.
 //! - [`db`]: queries on blocking threads over a bounded reader pool.
@@ -19,6 +20,7 @@
 //! - [`cache`], [`limiter`]: TTL caches with single flight, fixed-window rate limits.
 //! - [`health`]: component states for `/health`.
 //! - [`openapi`]: the generated OpenAPI document.
+pub mod assets;
 pub mod auth;
 pub mod bootstrap;
 pub mod cache;
@@ -145,7 +147,7 @@ pub fn router(state: AppState) -> Router {
             get(|| async { axum::Json(openapi::document()) }),
         );
     }
-    app.fallback(error::not_found)
+    app.fallback(assets::fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(http::content_type))
