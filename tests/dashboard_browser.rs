@@ -91,7 +91,10 @@ async fn dashboard_in_headless_chromium() {
                 let batch: Vec<String> = (sent..sent + n).map(|i| event(i, marker)).collect();
                 sent += n;
                 m.write_lines(&batch).await;
-                to_script.write_all(b"OK\n").await.expect("answer the script");
+                to_script
+                    .write_all(b"OK\n")
+                    .await
+                    .expect("answer the script");
             } else if let Some(path) = line.strip_prefix("SHOT ") {
                 shots.push(PathBuf::from(path));
             } else if line == "PASS" {
@@ -103,8 +106,17 @@ async fn dashboard_in_headless_chromium() {
         .await
         .expect("the browser run finished within 5 minutes");
     let status = child.wait().await.expect("script exit");
-    assert!(status.success() && passed, "browser checks failed ({status})");
-    for name in ["01-login", "03-overview", "04-live-logs", "09-fleet", "10-users-config"] {
+    assert!(
+        status.success() && passed,
+        "browser checks failed ({status})"
+    );
+    for name in [
+        "01-login",
+        "03-overview",
+        "04-live-logs",
+        "09-fleet",
+        "10-users-config",
+    ] {
         for theme in ["dark", "light"] {
             let p = screenshots().join(format!("{name}-{theme}.png"));
             assert!(shots.contains(&p), "no screenshot {}", p.display());

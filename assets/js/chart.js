@@ -4,8 +4,7 @@
 import { h, svg, mount } from "./dom.js";
 import { num, parseTime } from "./format.js";
 
-const W = 1000;
-const H = 170;
+const H = 176;
 const AXIS = 18;
 
 function pad(n) { return String(n).padStart(2, "0"); }
@@ -15,7 +14,11 @@ function hhmm(ms) { const d = new Date(ms); return `${pad(d.getHours())}:${pad(d
 export function histogram({ buckets = 96, minutes = 15 } = {}) {
   const box = h("div", { class: "histo", role: "img", "aria-label": "Events over time" });
   const step = minutes * 60000;
+  let last = [];
   function update(list) {
+    last = list;
+    // Drawn at the box's own pixel width, so the axis text is never stretched.
+    const W = Math.max(200, box.clientWidth - 28 || 1000);
     const end = Math.floor(Date.now() / step) * step;
     const start = end - (buckets - 1) * step;
     const counts = new Array(buckets).fill(0);
@@ -39,12 +42,17 @@ export function histogram({ buckets = 96, minutes = 15 } = {}) {
       rect.append(svg("title", {}, `${hhmm(start + i * step)} — ${num(c)} events`));
       nodes.push(rect);
     });
-    for (let i = 0; i < buckets; i += Math.floor(buckets / 6)) {
+    const ticks = W < 500 ? 3 : 6;
+    for (let i = 0; i < buckets - buckets / ticks / 2; i += Math.floor(buckets / ticks)) {
       nodes.push(svg("text", { class: "axis", x: (i * bw).toFixed(1), y: H - 3 }, hhmm(start + i * step)));
     }
     nodes.push(svg("text", { class: "axis", x: W, y: H - 3, "text-anchor": "end" }, "now"));
-    mount(box, svg("svg", { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none" }, nodes));
+    mount(box, svg("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H }, nodes));
   }
+  let width = 0;
+  new ResizeObserver(() => {
+    if (box.clientWidth !== width) { width = box.clientWidth; update(last); }
+  }).observe(box);
   update([]);
   return { el: box, update };
 }

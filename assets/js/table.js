@@ -111,7 +111,7 @@ export function pagedList({ path, query, columns, noun, what, onRow, expand, emp
       pg.update(total, offset, limit, list.length);
     } catch (e) {
       if (e.status === 401) return;
-      table.message(notAvailable(e) ? `${what} not available on this master yet` : `Could not load ${what.toLowerCase()}`, e.detail || "");
+      table.message(notAvailable(e) ? `${what} not available on this master yet` : `Could not load ${what.toLowerCase()}`, notAvailable(e) ? "" : e.detail || "");
       count.textContent = "";
       pg.update(0, 0, limit, 0);
     }

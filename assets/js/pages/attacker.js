@@ -14,7 +14,7 @@ function fact(label, value) {
 }
 
 function unavailable(e, what) {
-  return empty(notAvailable(e) ? `${what} are not available on this master yet` : `Could not load ${what.toLowerCase()}`, e.detail || "");
+  return empty(notAvailable(e) ? `${what} are not available on this master yet` : `Could not load ${what.toLowerCase()}`, notAvailable(e) ? "" : e.detail || "");
 }
 
 function timeline(box, a) {
@@ -37,7 +37,7 @@ function commands(box, a) {
   const show = (cmds) => {
     const t = dataTable({
       columns: [
-        { label: "Time", width: "150px", get: (c) => h("span", { class: "mono", text: time(c.timestamp) }) },
+        { label: "Time", width: "172px", get: (c) => h("span", { class: "mono", text: time(c.timestamp) }) },
         { label: "Decky", width: "130px", get: (c) => c.decky || "" },
         { label: "Service", width: "90px", get: (c) => h("span", { class: "chip", text: c.service || "?" }) },
         { label: "Command", get: (c) => h("span", { class: "mono", text: c.command || "" }) },
@@ -56,7 +56,7 @@ function artifacts(box, a) {
   api(`/attackers/${encodeURIComponent(a.uuid)}/artifacts`).then((p) => {
     const t = dataTable({
       columns: [
-        { label: "Time", width: "150px", get: (r) => h("span", { class: "mono", text: time(r.timestamp) }) },
+        { label: "Time", width: "172px", get: (r) => h("span", { class: "mono", text: time(r.timestamp) }) },
         { label: "Decky", width: "120px", get: (r) => r.decky || "" },
         { label: "Service", width: "80px", get: (r) => h("span", { class: "chip", text: r.service || "?" }) },
         { label: "File", get: (r) => h("span", { class: "mono", text: fieldsOf(r).orig_path || fieldsOf(r).stored_as || "" }) },
@@ -112,6 +112,6 @@ export function render(page, ctx, uuid) {
     select(0);
   }).catch((e) => {
     if (e.status === 401) return;
-    mount(page, panel("Attacker", null, empty(e.status === 404 ? "No such attacker, or profiles are not available yet" : "Could not load the attacker", e.detail || "")));
+    mount(page, panel("Attacker", null, empty(e.status === 404 ? "No such attacker, or profiles are not available yet" : "Could not load the attacker", notAvailable(e) ? "" : e.detail || "")));
   });
 }

@@ -20,7 +20,7 @@ export function render(page, ctx) {
     path: "/bounty", query: () => ({ search: input.value.trim(), bounty_type: type.value }),
     noun: "items", what: "Bounty is",
     columns: [
-      { label: "Time", width: "150px", get: (b) => h("span", { class: "mono", text: time(b.timestamp) }) },
+      { label: "Time", width: "172px", get: (b) => h("span", { class: "mono", text: time(b.timestamp) }) },
       { label: "Type", width: "110px", get: (b) => h("span", { class: "chip info", text: b.bounty_type || "" }) },
       { label: "Attacker", width: "130px", get: (b) => h("span", { class: "mono", text: b.attacker_ip || "" }) },
       { label: "Decky", width: "120px", get: (b) => b.decky || "" },

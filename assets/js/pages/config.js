@@ -48,7 +48,7 @@ function usersPanel(users, reload) {
         return s;
       } },
       { label: "Status", width: "160px", get: (u) => h("span", { class: ["chip", u.must_change_password ? "warn" : "ok"], text: u.must_change_password ? "must change password" : "active" }) },
-      { label: "", width: "220px", get: (u) => h("span", { class: "toolbar" },
+      { label: "", width: "230px", get: (u) => h("span", { class: "row-actions" },
         h("button", { type: "button", on: { click: async () => {
           const p = await promptDialog(`Reset password of ${u.username}`, "Temporary password (12–72 bytes)", { type: "password", ok: "Reset" });
           if (p === null) return;

@@ -100,7 +100,7 @@ export function render(page, ctx) {
       else mount(cards, list.map((d) => deckyCard(d, admin, load)));
     } catch (e) {
       if (e.status === 401) return;
-      mount(cards, h("div", { class: "panel" }, empty(notAvailable(e) ? "Fleet management is not available on this master yet" : "Could not load the fleet", e.detail || "")));
+      mount(cards, h("div", { class: "panel" }, empty(notAvailable(e) ? "Fleet management is not available on this master yet" : "Could not load the fleet", notAvailable(e) ? "" : e.detail || "")));
     }
   }
   api("/system/deployment-mode").then((m) => {

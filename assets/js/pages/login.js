@@ -9,10 +9,11 @@ const MAX = 72;
 
 function bytes(s) { return new TextEncoder().encode(s).length; }
 
-function frame(...children) {
+function frame(ctx, ...children) {
+  const theme = h("button", { type: "button", class: "ghost icon", id: "theme-toggle", title: "Toggle theme", "aria-label": "Toggle dark/light theme", on: { click: () => ctx.toggleTheme() } }, "◐");
   return h("div", { class: "login-wrap" },
     h("form", { class: "panel login", novalidate: true },
-      h("div", { class: "brand" }, h("img", { src: "/favicon.svg", alt: "" }), "decnet"),
+      h("div", { class: "brand" }, h("img", { src: "/favicon.svg", alt: "" }), "decnet", h("span", { class: "spacer" }), theme),
       ...children));
 }
 
@@ -25,7 +26,7 @@ function changeForm(root, ctx, username, oldPassword, firstToken) {
   const again = h("input", { type: "password", id: "confirm-password", autocomplete: "new-password", required: true });
   const err = h("div", { class: "error", role: "alert" });
   const submit = h("button", { type: "submit", class: "primary", id: "change-submit" }, "Set password and continue");
-  const form = frame(
+  const form = frame(ctx,
     h("p", {}, "This account needs a new password before it can be used."),
     h("div", { class: "notice" }, `At least ${MIN} characters, at most ${MAX} bytes.`),
     h("label", { class: "field" }, "New password", next),
@@ -62,12 +63,11 @@ export function render(root, ctx) {
   const pass = h("input", { type: "password", id: "password", autocomplete: "current-password", required: true });
   const err = h("div", { class: "error", role: "alert" });
   const submit = h("button", { type: "submit", class: "primary", id: "login-submit" }, "Sign in");
-  const theme = h("button", { type: "button", class: "ghost", id: "theme-toggle", on: { click: () => ctx.toggleTheme() } }, "◐ Theme");
-  const form = frame(
+  const form = frame(ctx,
     h("p", {}, "Sign in to the deception network console."),
     h("label", { class: "field" }, "Username", user),
     h("label", { class: "field" }, "Password", pass),
-    err, submit, theme);
+    err, submit);
   mount(root, form);
   (user.value ? pass : user).focus();
   form.querySelector("form").addEventListener("submit", async (e) => {

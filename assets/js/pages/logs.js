@@ -11,7 +11,7 @@ const LIMIT = 50;
 
 /** Columns of a log row. */
 export const LOG_COLUMNS = [
-  { label: "Time", width: "150px", get: (r) => h("span", { class: "mono", text: time(r.timestamp) }) },
+  { label: "Time", width: "172px", get: (r) => h("span", { class: "mono", text: time(r.timestamp) }) },
   { label: "Decky", width: "130px", get: (r) => r.decky || "" },
   { label: "Service", width: "90px", get: (r) => h("span", { class: "chip", text: r.service || "?" }) },
   { label: "Event", width: "130px", get: (r) => r.event_type || "" },

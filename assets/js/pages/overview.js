@@ -106,7 +106,9 @@ export function render(page, ctx) {
       h("span", { class: "mono", text: a.ip }),
       h("span", { class: "num", text: `${num(a.event_count)} ev` }),
       h("span", { class: "muted", text: (Array.isArray(a.services) ? a.services : []).join(", ") }))));
-  }).catch((e) => mount(attackersBox, empty(notAvailable(e) ? "Attacker profiles are not available on this master" : "Could not load attackers", e.detail || "")));
+  }).catch((e) => mount(attackersBox, notAvailable(e)
+    ? empty("Attacker profiles are not available on this master yet", "They appear here once the profiler runs.")
+    : empty("Could not load attackers", e.detail || "")));
 
   return () => { gone = true; close(); };
 }
