@@ -12,6 +12,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use api_common::{ADMIN_PASSWORD, Master, Setup};
+use decnet::store::LogRecord;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const PYTHON: &str = "/usr/bin/python3";
@@ -33,22 +34,36 @@ fn have_browser() -> bool {
 
 /// An RFC 5424 line stamped now, from `ip`, carrying `marker` in its message.
 fn event(n: usize, marker: &str) -> String {
-    let t = time::OffsetDateTime::now_utc();
+    let now = decnet::syslog::format_rfc5424(time::OffsetDateTime::now_utc());
     let (service, event, ip) = [
         ("ssh", "login_attempt", "203.0.113.7"),
         ("http", "request", "203.0.113.9"),
         ("ssh", "command", "203.0.113.7"),
     ][n % 3];
     format!(
-        "<134>1 {:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z decky-web-01 {service} - {event} \
-         [relay@55555 src_ip=\"{ip}\" username=\"root\"] {marker} #{n}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
+        "<134>1 {now} decky-web-01 {service} - {event} \
+         [relay@55555 src_ip=\"{ip}\" username=\"root\"] {marker} #{n}"
     )
+}
+
+/// Stores events `from..to` through the real store writer, each under its own delivery
+/// sequence number (the store drops a repeated one as a duplicate delivery).
+async fn store_events(m: &Master, from: usize, to: usize, marker: &str) {
+    let (writer, task) = m.store.spawn_writer().expect("writer");
+    let records = (from..to)
+        .map(|i| {
+            LogRecord::from_line(
+                "local",
+                "browser",
+                i as u64 + 1,
+                event(i, marker).as_bytes(),
+            )
+        })
+        .collect();
+    let done = writer.write(records).await.expect("commit");
+    assert_eq!(done.inserted, to - from);
+    drop(writer);
+    task.await.expect("writer task");
 }
 
 fn screenshots() -> PathBuf {
@@ -61,8 +76,7 @@ async fn dashboard_in_headless_chromium() {
         return;
     }
     let m = Master::start(Setup::default()).await;
-    let seed: Vec<String> = (0..9).map(|i| event(i, "seed")).collect();
-    m.write_lines(&seed).await;
+    store_events(&m, 0, 9, "seed").await;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/dashboard.py");
     let mut child = tokio::process::Command::new(PYTHON)
         .arg(&script)
@@ -81,16 +95,15 @@ async fn dashboard_in_headless_chromium() {
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let mut passed = false;
     let mut shots = Vec::new();
-    let mut sent = seed.len();
+    let mut sent = 9;
     let talk = async {
         while let Some(line) = lines.next_line().await.expect("read script output") {
             println!("browser: {line}");
             if let Some(rest) = line.strip_prefix("EVENTS ") {
                 let (n, marker) = rest.split_once(' ').expect("EVENTS <n> <marker>");
                 let n: usize = n.parse().expect("event count");
-                let batch: Vec<String> = (sent..sent + n).map(|i| event(i, marker)).collect();
+                store_events(&m, sent, sent + n, marker).await;
                 sent += n;
-                m.write_lines(&batch).await;
                 to_script
                     .write_all(b"OK\n")
                     .await
