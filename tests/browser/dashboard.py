@@ -137,6 +137,10 @@ class Run:
         d = self.d
         wait(d, "initial stats", lambda d: number(text(d, "#stat-total_logs")) >= 0)
         before = number(text(d, "#stat-total_logs"))
+        # Where the panels sit; live data must not move them.
+        layout = ("return [...document.querySelectorAll('.page > *, .page .panel')]"
+                  ".map(e => { const r = e.getBoundingClientRect(); return [r.top, r.height]; })")
+        placed = d.execute_script(layout)
         say("overview shows", before, "events; mode", d.find_element(By.ID, "live-mode").text)
         # A log line an attacker controls: markup in it must stay text.
         events(3, "live-<img src=x onerror=window.__xss=1>-marker")
@@ -144,6 +148,8 @@ class Run:
         wait(d, "feed to show the new events", lambda d: "live-<img src=x onerror=window.__xss=1>-marker" in text(d, "#feed"))
         if d.execute_script("return window.__xss === 1 || document.querySelectorAll('#feed img').length > 0"):
             raise SystemExit("attacker markup was rendered as HTML")
+        if d.execute_script(layout) != placed:
+            raise SystemExit("the overview's layout moved when live data arrived")
         rows = len(d.find_elements(By.CSS_SELECTOR, "#feed .feed-row"))
         say("overview updated live:", number(text(d, "#stat-total_logs")), "events,", rows, "feed rows")
         self.both_themes("03-overview")
