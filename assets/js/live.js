@@ -101,3 +101,10 @@ export function openLive({ search = "", since, histogram = true, onStats, onHist
     if (timer) clearTimeout(timer);
   };
 }
+
+/** Shows mode `m` on the dot `el`, as `word`, `word (polling)` or "reconnecting". */
+export function showMode(el, m, word) {
+  el.className = `live-dot ${m === "stream" ? "on" : m === "poll" ? "poll" : ""}`;
+  el.textContent = m === "stream" ? word : m === "poll" ? `${word} (polling)` : "Reconnecting";
+  el.dataset.mode = m;
+}

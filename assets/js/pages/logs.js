@@ -5,7 +5,7 @@ import { h, mount, panel } from "../dom.js";
 import { api, rows, notAvailable } from "../api.js";
 import { num, time, pretty } from "../format.js";
 import { dataTable, pager } from "../table.js";
-import { openLive } from "../live.js";
+import { openLive, showMode } from "../live.js";
 
 const LIMIT = 50;
 
@@ -68,10 +68,7 @@ export function render(page, ctx) {
         count.textContent = `${num(total)} events`;
         pg.update(total, 0, LIMIT, shown);
       },
-      onMode: (m) => {
-        mode.className = `live-dot ${m === "stream" ? "on" : m === "poll" ? "poll" : ""}`;
-        mode.textContent = m === "stream" ? "tailing" : m === "poll" ? "tailing (polling)" : "reconnecting";
-      },
+      onMode: (m) => showMode(mode, m, "Tailing"),
     });
   }
 

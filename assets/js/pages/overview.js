@@ -3,7 +3,7 @@
 import { h, mount, panel, empty } from "../dom.js";
 import { api, rows, notAvailable } from "../api.js";
 import { num, clock, ago } from "../format.js";
-import { openLive } from "../live.js";
+import { openLive, showMode } from "../live.js";
 import { histogram } from "../chart.js";
 
 const FEED = 12;
@@ -90,11 +90,7 @@ export function render(page, ctx) {
       onStats: showStats,
       onHistogram: chart.update,
       onLogs: (list) => addLogs(list, true),
-      onMode: (m) => {
-        mode.className = `live-dot ${m === "stream" ? "on" : m === "poll" ? "poll" : ""}`;
-        mode.textContent = m === "stream" ? "Live" : m === "poll" ? "Live (polling)" : "Reconnecting";
-        mode.dataset.mode = m;
-      },
+      onMode: (m) => showMode(mode, m, "Live"),
     });
   });
 
