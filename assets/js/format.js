@@ -66,7 +66,7 @@ export function list(v) {
 /** Status chip class for a decky or lifecycle state. */
 export function stateClass(s) {
   const v = String(s || "").toLowerCase();
-  if (["running", "up", "ok", "healthy", "success", "done", "completed"].includes(v)) return "ok";
+  if (["running", "up", "ok", "healthy", "success", "succeeded", "done", "completed"].includes(v)) return "ok";
   if (["degraded", "pending", "deploying", "queued", "mutating", "tearing_down"].includes(v)) return "warn";
   if (["failed", "error", "down", "torn_down", "unhealthy"].includes(v)) return "bad";
   return "";

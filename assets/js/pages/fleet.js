@@ -8,7 +8,8 @@ import { chips } from "./attackers.js";
 
 const POLL_MS = 2000;
 const SAMPLE = "# One section per decky; amount= makes several.\n[general]\nnet = 198.51.100.0/24\n\n[web]\nservices = http, ssh\namount = 2\n";
-const DONE = ["running", "success", "succeeded", "done", "completed", "failed", "error", "torn_down"];
+/** Lifecycle states after which a job changes no more (running is not one). */
+const DONE = ["succeeded", "success", "done", "completed", "failed", "error"];
 
 function meta(label, value) {
   return h("div", {}, h("span", { text: label }), h("b", { text: value === undefined || value === null || value === "" ? "—" : String(value) }));
@@ -53,6 +54,7 @@ function deployPanel(reload) {
       mount(status, list.map((j) => h("div", { class: "toolbar" },
         h("span", { class: ["chip", stateClass(j.status || j.state)], text: String(j.status || j.state || "?") }),
         h("span", { class: "mono", text: String(j.decky_name || j.name || j.decky || j.id || "") }),
+        h("span", { class: "muted", text: String(j.operation || "") }),
         h("span", { class: "muted", text: String(j.error || j.last_error || j.detail || j.message || "") }))));
       const finished = list.length > 0 && list.every((j) => DONE.includes(String(j.status || j.state || "").toLowerCase()));
       if (finished) { reload(); return; }
