@@ -171,6 +171,35 @@ mod tests {
         paths.dedup();
         assert_eq!(paths.len(), FILES.len());
         assert!(FILES.iter().all(|a| !a.body.is_empty()));
-        assert_eq!(ETAGS.len(), FILES.len());
+        let mut tags: Vec<_> = ETAGS.iter().collect();
+        tags.sort_unstable_by_key(|t| t.as_bytes());
+        tags.dedup();
+        assert_eq!(tags.len(), FILES.len());
+    }
+
+    #[test]
+    fn every_file_of_the_assets_folder_is_served() {
+        fn walk(dir: &std::path::Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).expect("read assets") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else {
+                    out.push(path.to_string_lossy().into_owned());
+                }
+            }
+        }
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/assets");
+        let mut found = Vec::new();
+        walk(std::path::Path::new(root), &mut found);
+        for file in found {
+            let path = &file[root.len()..];
+            if path != "/README.md" {
+                assert!(
+                    FILES.iter().any(|a| a.path == path),
+                    "{path} is not embedded"
+                );
+            }
+        }
     }
 }
