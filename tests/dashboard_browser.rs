@@ -66,6 +66,21 @@ async fn store_events(m: &Master, from: usize, to: usize, marker: &str) {
     task.await.expect("writer task");
 }
 
+/// The browser script; asked to stop (SIGTERM) when the test ends early, so it can quit
+/// Chromium and chromedriver instead of leaving them behind as a SIGKILL would.
+struct Script(tokio::process::Child);
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.id().and_then(|p| i32::try_from(p).ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+}
+
 fn screenshots() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots")
 }
@@ -78,7 +93,7 @@ async fn dashboard_in_headless_chromium() {
     let m = Master::start(Setup::default()).await;
     store_events(&m, 0, 9, "seed").await;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/dashboard.py");
-    let mut child = tokio::process::Command::new(PYTHON)
+    let child = tokio::process::Command::new(PYTHON)
         .arg(&script)
         .args(["--url", &m.url("")])
         .args(["--password", ADMIN_PASSWORD])
@@ -88,11 +103,11 @@ async fn dashboard_in_headless_chromium() {
         .args(["--chromium", CHROMIUM, "--driver", DRIVER])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("spawn the browser script");
-    let mut to_script = child.stdin.take().expect("stdin");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut child = Script(child);
+    let mut to_script = child.0.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(child.0.stdout.take().expect("stdout")).lines();
     let mut passed = false;
     let mut shots = Vec::new();
     let mut sent = 9;
@@ -118,7 +133,7 @@ async fn dashboard_in_headless_chromium() {
     tokio::time::timeout(Duration::from_secs(300), talk)
         .await
         .expect("the browser run finished within 5 minutes");
-    let status = child.wait().await.expect("script exit");
+    let status = child.0.wait().await.expect("script exit");
     assert!(
         status.success() && passed,
         "browser checks failed ({status})"

@@ -11,6 +11,7 @@ Anything else it prints is progress for the test log.
 """
 import argparse
 import os
+import signal
 import sys
 import time
 
@@ -68,6 +69,8 @@ class Run:
         opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         service = Service(executable_path=args.driver)
         self.d = webdriver.Chrome(options=opts, service=service)
+        # The Rust side sends SIGTERM when it gives up; quit so no browser outlives the test.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated by the test"))
         self.d.set_page_load_timeout(30)
         self.errors = []
         os.makedirs(args.shots, exist_ok=True)
