@@ -8,8 +8,9 @@
 //! and their shared handles to [`AppState`].
 //!
 //! Layers, outermost first: CORS ([`http::cors`]), the Content-Type guard
-//! ([`http::content_type`]), a 64 KiB body limit, then the route. Unknown paths are 404
-//! and unknown methods 405, both as `{"detail": …}`.
+//! ([`http::content_type`]), a 64 KiB body limit, then the route. Unknown paths under
+//! `/api/` are 404 and unknown methods 405, both as `{"detail": …}`; any other GET is
+//! the dashboard ([`assets`]).
 //!
 //! Modules:
 //! - [`assets`]: the embedded dashboard at `/` (every non-API GET).
