@@ -6,7 +6,7 @@ set -euo pipefail
 log() { echo "setup: $*" >&2; }
 
 # Debian packages the tests use as real peers and tools.
-packages=(openssl file musl-tools iproute2 rsyslog curl redis-tools swaks mariadb-client postgresql-client expect telnet python3 openssh-client openssh-server sshpass nmap wrk)
+packages=(openssl file musl-tools iproute2 rsyslog curl redis-tools swaks mariadb-client postgresql-client expect telnet python3 openssh-client openssh-server sshpass nmap wrk chromium chromium-driver python3-selenium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -8,10 +8,12 @@
 //! and their shared handles to [`AppState`].
 //!
 //! Layers, outermost first: CORS ([`http::cors`]), the Content-Type guard
-//! ([`http::content_type`]), a 64 KiB body limit, then the route. Unknown paths are 404
-//! and unknown methods 405, both as `{"detail": …}`.
+//! ([`http::content_type`]), a 64 KiB body limit, then the route. Unknown paths under
+//! `/api/` are 404 and unknown methods 405, both as `{"detail": …}`; any other GET is
+//! the dashboard ([`assets`]).
 //!
 //! Modules:
+//! - [`assets`]: the embedded dashboard at `/` (every non-API GET).
 //! - [`bootstrap`]: startup checks, token key file, the first admin.
 //! - [`auth`]: tokens (HS256), argon2id hashing, role extractors, `/auth/*`.
 //! - [`db`]: queries on blocking threads over a bounded reader pool.
@@ -20,6 +22,7 @@
 //! - [`health`]: component states for `/health`.
 //! - [`openapi`]: the generated OpenAPI document.
 //! - [`up`]: `decnet up`, the master composing every small role on one host.
+pub mod assets;
 pub mod auth;
 pub mod bootstrap;
 pub mod cache;
@@ -147,7 +150,7 @@ pub fn router(state: AppState) -> Router {
             get(|| async { axum::Json(openapi::document()) }),
         );
     }
-    app.fallback(error::not_found)
+    app.fallback(assets::fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(http::content_type))
