@@ -232,7 +232,7 @@ fn https_speaks_h2_and_http1_with_a_certificate_from_the_seed() {
 }
 
 #[test]
-fn the_seed_decides_build_strings_and_cookies() {
+fn the_seed_decides_build_strings_and_session_ids_are_fresh() {
     if !tool("curl") {
         return;
     }
@@ -259,11 +259,21 @@ fn the_seed_decides_build_strings_and_cookies() {
         (server, cookie)
     };
     let first = fetch(6);
-    assert_eq!(fetch(6), first, "same seed, same build and first cookie");
+    let restarted = fetch(6);
+    assert_eq!(restarted.0, first.0, "same seed, same build string");
+    assert_ne!(
+        restarted.1, first.1,
+        "a restart must not hand out the same session id again"
+    );
     let others: Vec<(String, String)> = (7..13).map(fetch).collect();
     assert!(
         others.iter().all(|o| o.1 != first.1),
         "cookies differ per seed"
+    );
+    let id = first.1.split(['=', ';']).nth(1).unwrap_or_default();
+    assert!(
+        id.len() == 26 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "a PHP-style session id: {id}"
     );
     let mut builds: Vec<&str> = others.iter().map(|o| o.0.as_str()).collect();
     builds.push(&first.0);

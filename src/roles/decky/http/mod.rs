@@ -54,6 +54,7 @@ struct State {
     tls: Option<TlsAcceptor>,
     h1: bool,
     h2: bool,
+    /// Session ids handed out; only the fallback when the system RNG fails uses it.
     requests: AtomicU64,
 }
 
@@ -293,11 +294,7 @@ async fn respond(
     }
     state.emitter.emit(event).await;
 
-    let n = state.requests.fetch_add(1, Ordering::Relaxed);
-    let cookie = state.persona.hex(
-        &format!("http-session-{}-{n}", peer.ip().to_canonical()),
-        26,
-    );
+    let cookie = session_id(&state, peer);
     let login_failed = credential
         .as_ref()
         .filter(|_| state.site.front == Front::Phpmyadmin && method == "POST")
@@ -374,4 +371,21 @@ fn title_case(name: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("-")
+}
+
+/// A new 26-hex-digit session id, as PHP's default session module makes: random, so no two
+/// requests, restarts or deckies ever hand out the same one (a sequence derived from the
+/// seed would start over identically after every restart).
+fn session_id(state: &State, peer: SocketAddr) -> String {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 13];
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_ok() {
+        return hex::encode(bytes);
+    }
+    let n = state.requests.fetch_add(1, Ordering::Relaxed);
+    let now = OffsetDateTime::now_utc().unix_timestamp_nanos();
+    state.persona.hex(
+        &format!("http-session-{}-{now}-{n}", peer.ip().to_canonical()),
+        26,
+    )
 }
