@@ -29,6 +29,7 @@
 //!
 //! SQL here sticks to what PostgreSQL also accepts (`ON CONFLICT … DO NOTHING/UPDATE`);
 //! nothing outside this module sees rusqlite, so another backend can replace it.
+mod lifecycle;
 mod logs;
 mod migrate;
 mod offsets;
@@ -49,6 +50,7 @@ use rusqlite::{Connection, OpenFlags};
 use thiserror::Error;
 use time::{OffsetDateTime, UtcOffset};
 
+pub use lifecycle::{Lifecycle, LifecycleStatus, RESTARTED};
 pub use logs::{Batch, LogRecord, Mark, StoredLog, Watermark};
 pub use migrate::SCHEMA_VERSION;
 pub use offsets::{Offsets, Position};
