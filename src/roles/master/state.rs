@@ -67,6 +67,8 @@ pub struct Extras {
     pub fleet: FleetOptions,
     /// Live streams one account may hold (`DECNET_SSE_MAX_PER_USER`).
     pub sse_max_per_user: u32,
+    /// How long an SSE ticket lives (60 s; shorter in tests).
+    pub ticket_ttl: Duration,
 }
 
 impl Extras {
@@ -76,6 +78,7 @@ impl Extras {
             engine: None,
             fleet: FleetOptions::new(home.join("artifacts")),
             sse_max_per_user: 5,
+            ticket_ttl: super::live::tickets::TICKET_TTL,
         }
     }
 }
@@ -137,7 +140,7 @@ impl AppState {
                 deckies: Cached::new(Duration::from_secs(5)),
             },
             health: Health::new(s.docker_host.clone()),
-            live: Live::new(extras.sse_max_per_user),
+            live: Live::new(extras.sse_max_per_user, extras.ticket_ttl),
             fleet: Fleet::new(extras.engine, extras.fleet),
             shutdown: tokio_util::sync::CancellationToken::new(),
             settings: s,

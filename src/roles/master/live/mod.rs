@@ -4,7 +4,9 @@
 //! `/stream` and `/auth/sse-ticket` handlers are in [`super::routes::stream`].
 pub mod tickets;
 
-use tickets::{MAX_TICKETS, Slots, TICKET_TTL, Tickets};
+use std::time::Duration;
+
+use tickets::{MAX_TICKETS, Slots, Tickets};
 
 /// Tickets, slots and the stop signal of the live stream.
 #[derive(Debug)]
@@ -18,10 +20,11 @@ pub struct Live {
 }
 
 impl Live {
-    /// The live-stream state with `max_per_user` streams per account.
-    pub fn new(max_per_user: u32) -> Self {
+    /// The live-stream state with `max_per_user` streams per account and tickets
+    /// living `ticket_ttl`.
+    pub fn new(max_per_user: u32, ticket_ttl: Duration) -> Self {
         Self {
-            tickets: Tickets::new(TICKET_TTL, MAX_TICKETS),
+            tickets: Tickets::new(ticket_ttl, MAX_TICKETS),
             slots: Slots::default(),
             max_per_user,
         }

@@ -72,6 +72,11 @@ impl Tickets {
         (at.elapsed() < self.ttl).then_some(grant)
     }
 
+    /// How long a ticket lives.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// Tickets held (live or not yet swept).
     pub fn len(&self) -> usize {
         self.map.lock().unwrap_or_else(|p| p.into_inner()).len()

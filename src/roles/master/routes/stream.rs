@@ -28,7 +28,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::logs::{LogEntry, current_stats, filter, int};
 use crate::roles::master::auth::{Session, Viewer, authenticate, bearer_of};
 use crate::roles::master::error::{ApiError, BAD_CREDENTIALS, Detail, MUST_CHANGE, Params};
-use crate::roles::master::live::tickets::{Grant, Slot, TICKET_TTL};
+use crate::roles::master::live::tickets::{Grant, Slot};
 use crate::roles::master::state::AppState;
 use crate::store::LogFilter;
 
@@ -94,15 +94,15 @@ pub async fn sse_ticket(
         role: session.user.role,
         token,
     };
-    let ticket = state.live.tickets.issue(grant).ok_or_else(|| {
-        ApiError::TooMany(
-            "Too many outstanding SSE tickets".into(),
-            TICKET_TTL.as_secs(),
-        )
-    })?;
+    let ttl = state.live.tickets.ttl().as_secs();
+    let ticket = state
+        .live
+        .tickets
+        .issue(grant)
+        .ok_or_else(|| ApiError::TooMany("Too many outstanding SSE tickets".into(), ttl))?;
     Ok(Json(TicketResponse {
         ticket,
-        expires_in: TICKET_TTL.as_secs(),
+        expires_in: ttl,
     }))
 }
 
