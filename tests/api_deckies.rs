@@ -6,7 +6,7 @@
 mod api_common;
 mod util;
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -79,7 +79,7 @@ async fn deploy_checks_the_ini_the_network_collisions_and_the_limit_before_docke
             "Configuration conflict: INI syntax or characters are invalid.".into(),
         ),
         (
-            ini(&format!("{general}")),
+            ini(general),
             409,
             "Invalid INI config structure: No decky sections found.".into(),
         ),
@@ -379,14 +379,16 @@ async fn settle(m: &Master, token: &str, ids: &[Value]) -> Value {
     panic!("lifecycle rows {ids:?} never finished");
 }
 
-fn reachable(ip: &str, port: u16) -> bool {
+async fn reachable(ip: &str, port: u16) -> bool {
     let addr: SocketAddr = format!("{ip}:{port}").parse().expect("addr");
-    (0..40).any(|_| {
-        TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() || {
-            std::thread::sleep(Duration::from_millis(250));
-            false
+    for _ in 0..40 {
+        let connect = tokio::net::TcpStream::connect(addr);
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(500), connect).await {
+            return true;
         }
-    })
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    false
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -448,7 +450,10 @@ async fn a_real_deploy_is_polled_mutated_and_removed() {
     let before: Vec<String> =
         serde_json::from_value(list[0]["services"].clone()).expect("services");
     assert_eq!(before, ["smb", "rdp"]);
-    assert!(reachable("203.0.113.212", 445), "smb stand-in unreachable");
+    assert!(
+        reachable("203.0.113.212", 445).await,
+        "smb stand-in unreachable"
+    );
 
     let r = m
         .req("POST", "/api/v1/deckies/apid-1/mutate")
@@ -474,7 +479,7 @@ async fn a_real_deploy_is_polled_mutated_and_removed() {
     assert_eq!(list[0]["ip"], "203.0.113.212");
     let port = if after[0] == "smb" { 445 } else { 3389 };
     assert!(
-        reachable("203.0.113.212", port),
+        reachable("203.0.113.212", port).await,
         "{after:?} unreachable after the mutation"
     );
 
