@@ -24,6 +24,8 @@
 //!
 //! - **The master API's reads and accounts**: the search grammar, pages and histogram
 //!   of `logs` ([`LogFilter`]), and `users` / `revoked_tokens` / `state` ([`User`]).
+//! - **Background decky operations** (`decky_lifecycle`, [`Lifecycle`]): what the
+//!   master's fleet routes report through `/deckies/lifecycle`.
 //! - **The forwarder's positions** live in a small database of their own on the worker
 //!   ([`Offsets`], `forwarder.db`), not in this schema.
 //!
