@@ -158,6 +158,18 @@ async fn deploy_checks_the_ini_the_network_collisions_and_the_limit_before_docke
             "Deployment would result in 3 deckies, exceeding the configured limit of 2"
         )
     );
+    // The deployed fleet's network stays; an INI asking for another one is refused.
+    let (s, d) = deploy(
+        &m,
+        &token,
+        ini("[general]\nnet = 203.0.113.16/28\ngw = 203.0.113.17\n[x]\nservices = ssh\n"),
+    )
+    .await;
+    assert_eq!(s, 409, "{d}");
+    assert!(
+        d.starts_with("Network configuration conflict: the deployed fleet uses 203.0.113.0/28"),
+        "{d}"
+    );
     // Replacing the fleet counts only the INI's deckies and may reuse names.
     let (s, d) = deploy(
         &m,

@@ -332,6 +332,23 @@ pub async fn deploy(
              net=, and gw= to the INI."
         ))
     })?;
+    if let Some(p) = &previous {
+        let c = &p.config;
+        if (c.interface.as_str(), c.subnet, c.gateway)
+            != (network.interface.as_str(), network.subnet, network.gateway)
+        {
+            return Err(ApiError::Conflict(format!(
+                "Network configuration conflict: the deployed fleet uses {} via {} (gateway {}), \
+                 the INI asks for {} via {} (gateway {}); remove the fleet first",
+                c.subnet,
+                c.interface,
+                c.gateway,
+                network.subnet,
+                network.interface,
+                network.gateway
+            )));
+        }
+    }
     let opts = IniOptions {
         cli_mutate_interval: None,
         existing_ips: additive
