@@ -115,14 +115,14 @@ pub fn new_uuid() -> String {
 /// The `/api/v1` routes.
 fn api_routes() -> Router<AppState> {
     use auth::routes as a;
-    use routes::{config, deckies, health, logs, stream, users};
+    use routes::{config, deckies, deploy, health, logs, stream, users};
     Router::new()
         .route("/auth/login", post(a::login))
         .route("/auth/sse-ticket", post(stream::sse_ticket))
         .route("/stream", get(stream::stream))
         .route("/deckies", get(deckies::list))
-        .route("/deckies/deploy", post(deckies::deploy))
-        .route("/deckies/lifecycle", get(deckies::lifecycle))
+        .route("/deckies/deploy", post(deploy::deploy))
+        .route("/deckies/lifecycle", get(deploy::lifecycle))
         .route("/deckies/{name}", delete(deckies::remove))
         .route("/deckies/{name}/mutate", post(deckies::mutate))
         .route(
