@@ -307,6 +307,10 @@ async fn random_requests_to_every_documented_route_never_get_a_5xx() {
                 if path.contains("change-password") || path.ends_with("/logout") {
                     continue;
                 }
+                // A valid stream request never ends; api_stream covers its bad input.
+                if path.ends_with("/stream") {
+                    continue;
+                }
                 if method != "get" && method != "delete" {
                     req = match round % 3 {
                         0 => req.json(&body),
@@ -319,7 +323,9 @@ async fn random_requests_to_every_documented_route_never_get_a_5xx() {
                     };
                 }
                 let r = req.send().await;
-                let allowed_503 = path.ends_with("/health") && r.status == 503;
+                // Without Docker, fleet changes are refused with 503 (engine.md §7.3).
+                let allowed_503 = r.status == 503
+                    && (path.ends_with("/health") || r.text.contains("docker daemon unavailable"));
                 assert!(
                     r.status < 500 || allowed_503,
                     "{method} {url}: {} {}",

@@ -46,10 +46,14 @@ pub fn run(args: MasterArgs, config: &Config) -> anyhow::Result<()> {
     let db = args.db.unwrap_or_else(|| config.db_path.clone());
     let store = Store::open(&db, Options::default())?;
     let prepared = bootstrap::prepare(&config, store)?;
+    let mut extras = master::Extras::for_home(&config.home);
+    extras.sse_max_per_user = config.api.sse_max_per_user;
+    extras.fleet.artifacts_root = config.artifacts_root.clone();
+    extras.fleet.decky_binary = config.decky_binary.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(master::run(addr, prepared))?;
+    runtime.block_on(master::run(addr, prepared, extras))?;
     Ok(())
 }

@@ -113,8 +113,25 @@ CREATE TABLE state (
 /// cost every row one more B-tree insert in the single writer's transaction.
 const V4: &str = "DROP INDEX IF EXISTS logs_delivery;";
 
+/// Version 5: background decky operations and their outcome (engine.md §1.10), polled
+/// through `/deckies/lifecycle`.
+const V5: &str = "
+CREATE TABLE decky_lifecycle (
+    id           TEXT PRIMARY KEY,
+    decky_name   TEXT NOT NULL,
+    host_uuid    TEXT,
+    operation    TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    error        TEXT,
+    started_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL,
+    completed_at TEXT
+);
+CREATE INDEX decky_lifecycle_open ON decky_lifecycle (status, started_at);
+";
+
 /// Every migration, in order; index `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// Applies the migrations `conn`'s database has not seen yet.
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {

@@ -24,11 +24,14 @@
 //!
 //! - **The master API's reads and accounts**: the search grammar, pages and histogram
 //!   of `logs` ([`LogFilter`]), and `users` / `revoked_tokens` / `state` ([`User`]).
+//! - **Background decky operations** (`decky_lifecycle`, [`Lifecycle`]): what the
+//!   master's fleet routes report through `/deckies/lifecycle`.
 //! - **The forwarder's positions** live in a small database of their own on the worker
 //!   ([`Offsets`], `forwarder.db`), not in this schema.
 //!
 //! SQL here sticks to what PostgreSQL also accepts (`ON CONFLICT … DO NOTHING/UPDATE`);
 //! nothing outside this module sees rusqlite, so another backend can replace it.
+mod lifecycle;
 mod logs;
 mod migrate;
 mod offsets;
@@ -49,6 +52,7 @@ use rusqlite::{Connection, OpenFlags};
 use thiserror::Error;
 use time::{OffsetDateTime, UtcOffset};
 
+pub use lifecycle::{Lifecycle, LifecycleStatus, RESTARTED};
 pub use logs::{Batch, LogRecord, Mark, StoredLog, Watermark};
 pub use migrate::SCHEMA_VERSION;
 pub use offsets::{Offsets, Position};

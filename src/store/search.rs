@@ -341,6 +341,27 @@ impl Reader {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Up to `limit` rows `filter` matches with an id above `after_id`, oldest first
+    /// (the live stream's poll: the rowid walk needs no sort).
+    pub fn logs_matching_after(
+        &self,
+        filter: &LogFilter,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<LogRow>> {
+        let (cond, mut params) = filter.sql();
+        let glue = if cond.is_empty() { " WHERE" } else { " AND" };
+        params.push(after_id.to_string());
+        params.push(limit.to_string());
+        let sql = format!(
+            "SELECT {ROW_COLUMNS} FROM logs{cond}{glue} id > CAST(? AS INTEGER) \
+             ORDER BY id LIMIT CAST(? AS INTEGER)"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params_from_iter(params.iter()), log_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// How many rows `filter` matches.
     pub fn count_matching(&self, filter: &LogFilter) -> Result<u64> {
         let (cond, params) = filter.sql();

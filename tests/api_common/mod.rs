@@ -3,11 +3,11 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use decnet::config::Secret;
-use decnet::roles::master::{self, AppState, MasterConfig, Settings, bootstrap};
+use decnet::roles::master::{self, AppState, Extras, MasterConfig, Settings, bootstrap};
 use decnet::store::{LogRecord, Options, Store};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -61,6 +61,11 @@ pub fn have_curl() -> bool {
 impl Master {
     /// A master with the admin `admin` (must change its password) seeded.
     pub async fn start(setup: Setup) -> Self {
+        Self::start_with(setup, Extras::for_home).await
+    }
+
+    /// Like [`Master::start`], with the fleet and stream settings `extras(home)` gives.
+    pub async fn start_with(setup: Setup, extras: impl FnOnce(&Path) -> Extras) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(dir.path().join("decnet.db"), Options::default()).expect("store");
         let s = store.clone();
@@ -68,6 +73,11 @@ impl Master {
             .await
             .expect("seed task")
             .expect("seed admin");
+        let extras = extras(dir.path());
+        Self::launch(dir, store, &setup, extras).await
+    }
+
+    async fn launch(dir: tempfile::TempDir, store: Store, setup: &Setup, extras: Extras) -> Self {
         let config = MasterConfig {
             store: store.clone(),
             jwt_secret: Secret::new("test-key-0123456789abcdef-0123456789".into()),
@@ -85,13 +95,30 @@ impl Master {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let stop = CancellationToken::new();
-        tokio::spawn(master::serve(listener, AppState::new(config), stop.clone()));
+        tokio::spawn(master::serve(
+            listener,
+            AppState::with_extras(config, extras),
+            stop.clone(),
+        ));
         Self {
             addr,
             store,
             _dir: dir,
             stop,
         }
+    }
+
+    /// Stops this master and starts another on the same database and state directory.
+    pub async fn restart(mut self, setup: Setup, extras: Extras) -> Self {
+        self.stop.cancel();
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().expect("temp dir"));
+        let store = self.store.clone();
+        Self::launch(dir, store, &setup, extras).await
+    }
+
+    /// The state directory (`DECNET_HOME`).
+    pub fn home(&self) -> &Path {
+        self._dir.path()
     }
 
     /// `http://127.0.0.1:<port><path>`.

@@ -51,6 +51,8 @@ pub enum ApiError {
     Unprocessable(String),
     /// 429 with `Retry-After` seconds.
     TooMany(String, u64),
+    /// 503: a dependency (the Docker engine) is not there.
+    Unavailable(&'static str),
     /// 500: logged with an id; the client sees only the id.
     Internal(String),
 }
@@ -104,6 +106,7 @@ impl IntoResponse for ApiError {
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry.max(1)));
                 r
             }
+            Self::Unavailable(t) => detail(StatusCode::SERVICE_UNAVAILABLE, t),
             Self::Internal(cause) => {
                 let error_id = super::random_hex(8);
                 tracing::error!(%error_id, %cause, "API request failed");

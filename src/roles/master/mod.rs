@@ -21,6 +21,8 @@
 //! - [`cache`], [`limiter`]: TTL caches with single flight, fixed-window rate limits.
 //! - [`health`]: component states for `/health`.
 //! - [`openapi`]: the generated OpenAPI document.
+//! - [`live`]: SSE tickets and per-user stream slots (`/stream`).
+//! - [`fleet`]: the Docker engine handle, the fleet lock and background deploys.
 //! - [`up`]: `decnet up`, the master composing every small role on one host.
 pub mod assets;
 pub mod auth;
@@ -28,9 +30,11 @@ pub mod bootstrap;
 pub mod cache;
 pub mod db;
 pub mod error;
+pub mod fleet;
 pub mod health;
 pub mod http;
 pub mod limiter;
+pub mod live;
 pub mod openapi;
 pub mod routes;
 pub mod state;
@@ -48,7 +52,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
-pub use state::{AppState, MasterConfig, Settings};
+pub use state::{AppState, Extras, MasterConfig, Settings};
 
 /// Largest request body any route reads.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -116,9 +120,21 @@ pub fn new_uuid() -> String {
 /// The `/api/v1` routes.
 fn api_routes() -> Router<AppState> {
     use auth::routes as a;
-    use routes::{config, health, logs, users};
+    use routes::{config, deckies, deploy, health, logs, stream, users};
     Router::new()
         .route("/auth/login", post(a::login))
+        .route("/auth/sse-ticket", post(stream::sse_ticket))
+        .route("/stream", get(stream::stream))
+        .route("/deckies", get(deckies::list))
+        .route("/deckies/deploy", post(deploy::deploy))
+        .route("/deckies/lifecycle", get(deploy::lifecycle))
+        .route("/deckies/{name}", delete(deckies::remove))
+        .route("/deckies/{name}/mutate", post(deckies::mutate))
+        .route(
+            "/deckies/{name}/mutate-interval",
+            put(deckies::mutate_interval),
+        )
+        .route("/system/deployment-mode", get(deckies::deployment_mode))
         .route("/auth/change-password", post(a::change_password))
         .route("/auth/logout", post(a::logout))
         .route("/health", get(health::health))
@@ -161,25 +177,56 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// How long background fleet operations get to undo themselves at shutdown.
+const FLEET_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Serves the API on `listener` until `shutdown` is cancelled, then lets requests in
-/// flight finish.
+/// flight finish, ends the live streams and waits (bounded) for fleet operations.
+///
+/// Rows of fleet operations a previous run left unfinished for over an hour are marked
+/// failed first (engine.md §1.10).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
+    let before = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    match state
+        .db
+        .write(move |s| s.fail_stale_lifecycle(before))
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(rows = n, "decky operations interrupted by a restart"),
+        Err(e) => tracing::error!(error = ?e, "failing interrupted decky operations"),
+    }
+    let stop = state.shutdown.clone();
+    let fleet = state.clone();
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+    let signal = async move {
+        shutdown.cancelled().await;
+        stop.cancel();
+    };
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(signal)
         .await
         .map_err(|source| Error::Io {
             what: "serving the API".into(),
             source,
-        })
+        });
+    fleet.fleet.tasks.close();
+    if tokio::time::timeout(FLEET_GRACE, fleet.fleet.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("fleet operations still running at shutdown");
+    }
+    served
 }
 
-/// Binds `addr` and serves `config` until SIGINT or SIGTERM.
-pub async fn run(addr: SocketAddr, config: MasterConfig) -> Result<(), Error> {
+/// Binds `addr` and serves `config` until SIGINT or SIGTERM. The Docker engine is
+/// dialled once here; without it the master runs and fleet changes answer 503.
+pub async fn run(addr: SocketAddr, config: MasterConfig, mut extras: Extras) -> Result<(), Error> {
     let listener = TcpListener::bind(addr).await.map_err(|source| Error::Io {
         what: format!("binding the API to {addr}"),
         source,
@@ -188,6 +235,12 @@ pub async fn run(addr: SocketAddr, config: MasterConfig) -> Result<(), Error> {
         what: "installing signal handlers".into(),
         source,
     })?;
+    if extras.engine.is_none() {
+        match crate::engine::Engine::connect(config.settings.docker_host.as_deref()).await {
+            Ok(engine) => extras.engine = Some(engine),
+            Err(e) => tracing::warn!(error = %e, "no Docker engine: fleet changes are refused"),
+        }
+    }
     tracing::info!(%addr, "master API listening");
-    serve(listener, AppState::new(config), shutdown).await
+    serve(listener, AppState::with_extras(config, extras), shutdown).await
 }

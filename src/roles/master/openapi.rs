@@ -5,7 +5,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::auth::routes as auth;
-use super::routes::{config, health, logs, users};
+use super::routes::{config, deckies, deploy, health, logs, stream, users};
 
 /// Adds the bearer scheme the routes' `security` refers to.
 struct Bearer;
@@ -34,6 +34,9 @@ impl Modify for Bearer {
         logs::stats, logs::logs, logs::histogram,
         config::get_config, config::put_limit, config::put_interval,
         users::create, users::delete, users::set_role, users::reset_password,
+        stream::sse_ticket, stream::stream,
+        deckies::list, deploy::deploy, deploy::lifecycle, deckies::mutate,
+        deckies::mutate_interval, deckies::remove, deckies::deployment_mode,
     ),
     components(schemas(super::error::Detail, super::Message)),
     modifiers(&Bearer),

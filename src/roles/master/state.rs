@@ -8,9 +8,13 @@ use std::time::Duration;
 use super::auth::Auth;
 use super::cache::Cached;
 use super::db::Db;
+use super::fleet::{Fleet, FleetOptions};
 use super::health::Health;
+use super::live::Live;
+use super::routes::deckies::DeckyView;
 use super::routes::logs::{Histogram, Stats};
 use crate::config::Secret;
+use crate::engine::Engine;
 use crate::store::Store;
 
 /// How the master API behaves once started; validated by [`super::bootstrap`].
@@ -50,6 +54,33 @@ pub struct Caches {
     pub logs_total: Cached<u64>,
     /// Default `/logs/histogram`, 5 s.
     pub histogram: Cached<Histogram>,
+    /// `/deckies`, 5 s.
+    pub deckies: Cached<Vec<DeckyView>>,
+}
+
+/// What the live stream and the fleet routes need beyond [`MasterConfig`].
+#[derive(Debug, Clone)]
+pub struct Extras {
+    /// The Docker engine, if it answered (`None`: fleet changes answer 503).
+    pub engine: Option<Engine>,
+    /// How new fleets are deployed.
+    pub fleet: FleetOptions,
+    /// Live streams one account may hold (`DECNET_SSE_MAX_PER_USER`).
+    pub sse_max_per_user: u32,
+    /// How long an SSE ticket lives (60 s; shorter in tests).
+    pub ticket_ttl: Duration,
+}
+
+impl Extras {
+    /// No engine, the CLI's deploy defaults, 5 streams per account.
+    pub fn for_home(home: &std::path::Path) -> Self {
+        Self {
+            engine: None,
+            fleet: FleetOptions::new(home.join("artifacts")),
+            sse_max_per_user: 5,
+            ticket_ttl: super::live::tickets::TICKET_TTL,
+        }
+    }
 }
 
 /// The shared state behind every handler; cheap to clone.
@@ -69,6 +100,12 @@ pub struct Inner {
     pub caches: Caches,
     /// Component states for `/health`.
     pub health: Health,
+    /// SSE tickets and stream slots.
+    pub live: Live,
+    /// The engine handle and the fleet lock.
+    pub fleet: Fleet,
+    /// Cancelled when the master stops: streams end, background operations undo.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl std::ops::Deref for AppState {
@@ -80,8 +117,14 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    /// The state of a master started from `config`.
+    /// The state of a master started from `config`, without Docker.
     pub fn new(config: MasterConfig) -> Self {
+        let extras = Extras::for_home(&config.settings.home);
+        Self::with_extras(config, extras)
+    }
+
+    /// The state of a master started from `config` with the fleet and stream `extras`.
+    pub fn with_extras(config: MasterConfig, extras: Extras) -> Self {
         let s = config.settings;
         Self(Arc::new(Inner {
             db: Db::new(config.store),
@@ -94,9 +137,19 @@ impl AppState {
                 stats: Cached::new(Duration::from_secs(5)),
                 logs_total: Cached::new(Duration::from_secs(2)),
                 histogram: Cached::new(Duration::from_secs(5)),
+                deckies: Cached::new(Duration::from_secs(5)),
             },
             health: Health::new(s.docker_host.clone()),
+            live: Live::new(extras.sse_max_per_user, extras.ticket_ttl),
+            fleet: Fleet::new(extras.engine, extras.fleet),
+            shutdown: tokio_util::sync::CancellationToken::new(),
             settings: s,
         }))
+    }
+
+    /// Forgets the cached reads of the fleet after a change to it.
+    pub async fn fleet_changed(&self) {
+        self.caches.deckies.invalidate().await;
+        self.caches.stats.invalidate().await;
     }
 }

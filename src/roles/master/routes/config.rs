@@ -67,6 +67,22 @@ pub fn valid_interval(v: &str) -> bool {
         && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// The deployment limit in the `config_limits` JSON text `text` (10 when unset).
+fn limit_of(text: Option<String>) -> u32 {
+    text.and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| {
+            v.get("deployment_limit")
+                .and_then(serde_json::Value::as_u64)
+        })
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(DEFAULT_LIMIT)
+}
+
+/// The deployment limit in force: most deckies the fleet may hold after a deploy.
+pub async fn deployment_limit(state: &AppState) -> Result<u32, ApiError> {
+    Ok(limit_of(state.db.read(|r| r.state(LIMITS)).await?))
+}
+
 /// The settings, and the accounts for an admin.
 #[utoipa::path(get, path = "/api/v1/config", tag = "config",
     security(("bearer" = [])),
@@ -88,10 +104,7 @@ pub async fn get_config(
         text.and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
             .and_then(|v| v.get(key).cloned())
     };
-    let deployment_limit = read(limits, "deployment_limit")
-        .and_then(|v| v.as_u64())
-        .and_then(|n| u32::try_from(n).ok())
-        .unwrap_or(DEFAULT_LIMIT);
+    let deployment_limit = limit_of(limits);
     let global_mutation_interval = read(globals, "global_mutation_interval")
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_else(|| DEFAULT_INTERVAL.to_owned());

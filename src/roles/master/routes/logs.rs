@@ -137,12 +137,12 @@ pub struct HistogramQuery {
 }
 
 /// `value` unless it is one of the spec's spellings of "absent".
-fn present(value: Option<String>) -> Option<String> {
+pub fn present(value: Option<String>) -> Option<String> {
     value.filter(|v| !matches!(v.as_str(), "" | "null" | "NULL" | "undefined"))
 }
 
 /// An integer parameter: absent → `default`, not an integer → 400, outside `range` → 422.
-fn int(
+pub fn int(
     value: Option<String>,
     default: i64,
     range: std::ops::RangeInclusive<i64>,
@@ -158,7 +158,7 @@ fn int(
 }
 
 /// The filter of a search text and time bounds; too long a search or a bad time is a 422.
-fn filter(
+pub fn filter(
     search: Option<String>,
     start: Option<String>,
     end: Option<String>,
@@ -184,9 +184,14 @@ fn filter(
     responses((status = 200, body = Stats), (status = 401, body = Detail),
         (status = 403, body = Detail)))]
 pub async fn stats(State(state): State<AppState>, _: Viewer) -> Result<Json<Stats>, ApiError> {
+    Ok(Json(current_stats(&state).await?))
+}
+
+/// The overview counters through their 5 s cache (also the live stream's).
+pub async fn current_stats(state: &AppState) -> Result<Stats, ApiError> {
     let home = state.settings.home.clone();
     let db = &state.db;
-    let stats = state
+    state
         .caches
         .stats
         .get_or_load(|| async move {
@@ -205,8 +210,7 @@ pub async fn stats(State(state): State<AppState>, _: Viewer) -> Result<Json<Stat
                 deployed_deckies: deckies,
             })
         })
-        .await?;
-    Ok(Json(stats))
+        .await
 }
 
 /// A page of stored events matching a search, newest first.
@@ -259,6 +263,16 @@ pub async fn histogram(
 ) -> Result<Json<Histogram>, ApiError> {
     let interval = int(q.interval_minutes, 15, 1..=MAX_INTERVAL)?;
     let filter = filter(q.search, q.start_time, q.end_time)?;
+    Ok(Json(buckets(&state, filter, interval).await?))
+}
+
+/// The histogram of `filter` in `interval`-minute buckets; the default one (no filter,
+/// 15 minutes) through its 5 s cache (also the live stream's).
+pub async fn buckets(
+    state: &AppState,
+    filter: LogFilter,
+    interval: i64,
+) -> Result<Histogram, ApiError> {
     let db = &state.db;
     let load = |filter: LogFilter| async move {
         let buckets = db
@@ -274,10 +288,9 @@ pub async fn histogram(
                 .collect::<Histogram>(),
         )
     };
-    let buckets = if filter.is_empty() && interval == 15 {
-        state.caches.histogram.get_or_load(|| load(filter)).await?
+    if filter.is_empty() && interval == 15 {
+        state.caches.histogram.get_or_load(|| load(filter)).await
     } else {
-        load(filter).await?
-    };
-    Ok(Json(buckets))
+        load(filter).await
+    }
 }

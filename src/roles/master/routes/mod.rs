@@ -1,5 +1,8 @@
 //! The route handlers, one file per route group of engine.md §7.2.
 pub mod config;
+pub mod deckies;
+pub mod deploy;
 pub mod health;
 pub mod logs;
+pub mod stream;
 pub mod users;

@@ -204,7 +204,15 @@ pub async fn run(
 
     let tracker = TaskTracker::new();
     let (failed_tx, mut failed) = mpsc::channel::<Error>(8);
-    let state = AppState::new(prepared.master.clone());
+    // The API deploys into the same bridge network as the first fleet.
+    let mut extras = super::Extras::for_home(&config.home);
+    extras.engine = Some(engine.clone());
+    extras.sse_max_per_user = config.api.sse_max_per_user;
+    extras.fleet.driver = crate::engine::plan::Driver::Bridge;
+    extras.fleet.network_name = opts.network_name.clone();
+    extras.fleet.artifacts_root = config.artifacts_root.clone();
+    extras.fleet.decky_binary = preflight::decky_binary(config.decky_binary.as_deref()).ok();
+    let state = AppState::with_extras(prepared.master.clone(), extras);
     let api = api_tcp
         .local_addr()
         .map_err(|e| component("master API", e))?;
