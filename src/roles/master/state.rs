@@ -9,6 +9,7 @@ use super::auth::Auth;
 use super::cache::Cached;
 use super::db::Db;
 use super::health::Health;
+use super::routes::config;
 use super::routes::logs::{Histogram, Stats};
 use crate::config::Secret;
 use crate::store::Store;
@@ -50,6 +51,8 @@ pub struct Caches {
     pub logs_total: Cached<u64>,
     /// Default `/logs/histogram`, 5 s.
     pub histogram: Cached<Histogram>,
+    /// The settings `/config` shows, 5 s.
+    pub config: Cached<config::Settings>,
 }
 
 /// The shared state behind every handler; cheap to clone.
@@ -94,6 +97,7 @@ impl AppState {
                 stats: Cached::new(Duration::from_secs(5)),
                 logs_total: Cached::new(Duration::from_secs(2)),
                 histogram: Cached::new(Duration::from_secs(5)),
+                config: Cached::new(Duration::from_secs(5)),
             },
             health: Health::new(s.docker_host.clone()),
             settings: s,
