@@ -6,7 +6,9 @@
 //!
 //! Bounded: schemathesis gets a time budget (`--max-time`) and the test kills it if it
 //! overruns. Logout is left out: it would revoke the one token the run uses, and every
-//! later request would stop at the 401.
+//! later request would stop at the 401. The one 5xx by design is `/health`'s 503 when a
+//! critical component fails (engine.md §7.3): the master under test has no Docker, so
+//! that answer is expected there and nowhere else.
 //!
 //! Beside it, a few proptest cases of the query parameters schemathesis cannot reach
 //! (its generated strings are always valid UTF-8 and well-formed URLs).
@@ -19,7 +21,7 @@ use api_common::{Master, Setup, have_curl};
 use proptest::prelude::*;
 
 /// Seconds schemathesis may spend generating and sending requests.
-const BUDGET_SECS: u64 = 90;
+const BUDGET_SECS: u64 = 75;
 
 /// Whether schemathesis is here; otherwise the test is skipped (a failure under CI).
 fn have_schemathesis() -> bool {
@@ -59,8 +61,17 @@ async fn the_openapi_document_holds_for_generated_requests() {
     m.write_lines(&lines()).await;
     let token = m.admin().await;
     let report = tempfile::tempdir().expect("report dir");
+    let config = report.path().join("schemathesis.toml");
+    std::fs::write(
+        &config,
+        "[[operations]]\ninclude-path = \"/api/v1/health\"\n\
+         checks.not_a_server_error.expected-statuses = [\"2xx\", \"3xx\", \"4xx\", \"503\"]\n",
+    )
+    .expect("write schemathesis.toml");
     let mut cmd = tokio::process::Command::new("schemathesis");
-    cmd.arg("run")
+    cmd.arg("--config-file")
+        .arg(&config)
+        .arg("run")
         .arg(m.url("/openapi.json"))
         .args(["--url", &m.url("")])
         .args(["-H", &format!("Authorization: Bearer {token}")])
