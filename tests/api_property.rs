@@ -152,7 +152,9 @@ async fn arbitrary_query_bytes_are_never_a_server_error() {
         let mut runner = proptest::test_runner::TestRunner::new(config);
         runner.run(&strategy, |((path, name), value)| {
             let url = format!("{path}?{}", query(name, &value));
-            let status = handle.block_on(m.req("GET", &url).bearer(&token).send()).status;
+            let status = handle
+                .block_on(m.req("GET", &url).bearer(&token).send())
+                .status;
             prop_assert!((200..500).contains(&status), "{url}: {status}");
             Ok(())
         })

@@ -18,12 +18,30 @@ use super::BenchResult;
 const PER_REQUEST: u64 = 1000;
 
 const DECKIES: &[&str] = &[
-    "web-01", "web-02", "db-01", "mail-01", "files-01", "jump-01", "dev-01", "backup-01",
-    "cam-01", "print-01", "vpn-01", "ci-01",
+    "web-01",
+    "web-02",
+    "db-01",
+    "mail-01",
+    "files-01",
+    "jump-01",
+    "dev-01",
+    "backup-01",
+    "cam-01",
+    "print-01",
+    "vpn-01",
+    "ci-01",
 ];
-const USERS: &[&str] = &["root", "admin", "ubuntu", "oracle", "test", "pi", "postgres"];
+const USERS: &[&str] = &[
+    "root", "admin", "ubuntu", "oracle", "test", "pi", "postgres",
+];
 const PATHS: &[&str] = &[
-    "/", "/wp-login.php", "/phpmyadmin/", "/.env", "/admin", "/cgi-bin/luci", "/login",
+    "/",
+    "/wp-login.php",
+    "/phpmyadmin/",
+    "/.env",
+    "/admin",
+    "/cgi-bin/luci",
+    "/login",
 ];
 const AGENTS: &[&str] = &[
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36",

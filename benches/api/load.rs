@@ -163,7 +163,9 @@ pub async fn run(
                         if Instant::now() <= deadline {
                             tally.ok += 1;
                             let us = t.elapsed().as_micros();
-                            tally.latencies_us.push(u32::try_from(us).unwrap_or(u32::MAX));
+                            tally
+                                .latencies_us
+                                .push(u32::try_from(us).unwrap_or(u32::MAX));
                         }
                     }
                     Ok(_) => tally.errors += 1,

@@ -100,10 +100,20 @@ async fn bench() -> BenchResult<()> {
 
     // One short untimed pass fills the master's caches and reader pool.
     let mix: Arc<[Call]> = dashboard_mix().into();
-    load::run(m.addr, Some(token.clone()), mix.clone(), conns, Duration::from_secs(1)).await?;
+    load::run(
+        m.addr,
+        Some(token.clone()),
+        mix.clone(),
+        conns,
+        Duration::from_secs(1),
+    )
+    .await?;
     let mut results = Vec::new();
     for (name, plan) in [
-        ("/api/v1/logs?limit=50", vec![Call::get("/api/v1/logs?limit=50")]),
+        (
+            "/api/v1/logs?limit=50",
+            vec![Call::get("/api/v1/logs?limit=50")],
+        ),
         ("/api/v1/stats", vec![Call::get("/api/v1/stats")]),
         ("dashboard mix (5 routes)", dashboard_mix()),
     ] {

@@ -73,7 +73,10 @@ pub fn start() -> BenchResult<(Child, u16)> {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()?;
-    let out = child.stdout.take().ok_or("reference server has no stdout")?;
+    let out = child
+        .stdout
+        .take()
+        .ok_or("reference server has no stdout")?;
     let mut line = String::new();
     std::io::BufReader::new(out).read_line(&mut line)?;
     let port = line.trim().parse()?;

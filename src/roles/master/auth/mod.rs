@@ -20,7 +20,7 @@ pub mod jwt;
 pub mod password;
 pub mod routes;
 
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use axum::extract::FromRequestParts;
@@ -28,7 +28,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use ring::hmac;
 use time::OffsetDateTime;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, oneshot};
 
 use super::cache::{Cached, TtlMap};
 use super::db::Db;
@@ -245,35 +245,62 @@ pub fn check_password_bytes(password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Hashes running at once: one per core. Each argon2id hash takes 19 MiB and saturates
-/// a core, so more at once finish no sooner, and unbounded they would let a burst of
-/// logins (256 at once in the benchmark) take gigabytes; the rest wait their turn.
-static HASHING: LazyLock<Semaphore> = LazyLock::new(|| {
-    Semaphore::new(std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
+/// A password job for the hashing threads.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The hashing threads' queue: one thread per core, started on first use.
+///
+/// Why dedicated threads rather than `spawn_blocking`: each argon2id hash takes 19 MiB
+/// and saturates a core, so more at once finish no sooner; and the allocator keeps a
+/// freed 19 MiB block in the arena of the thread that used it, so hashes spread over
+/// the blocking pool's many threads left gigabytes resident after a burst of logins
+/// (1.8 GiB after 256 concurrent logins in `scripts/bench-api.sh`). Two threads hold
+/// two such blocks at most. Jobs wait in a bounded queue; senders wait when it is full.
+static HASHERS: LazyLock<Option<mpsc::Sender<Job>>> = LazyLock::new(|| {
+    let (tx, rx) = mpsc::channel::<Job>(1024);
+    let rx = Arc::new(Mutex::new(rx));
+    let threads = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    for i in 0..threads {
+        let rx = rx.clone();
+        std::thread::Builder::new()
+            .name(format!("argon2-{i}"))
+            .spawn(move || {
+                loop {
+                    let job = rx.lock().unwrap_or_else(|p| p.into_inner()).blocking_recv();
+                    match job {
+                        Some(job) => job(),
+                        None => return,
+                    }
+                }
+            })
+            .ok()?;
+    }
+    Some(tx)
 });
 
-/// Runs the hash job `f` on a blocking thread, at most [`HASHING`] at once.
+/// Runs the hash job `f` on a hashing thread.
 async fn hashing<T: Send + 'static>(
     what: &str,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
-    let _permit = HASHING
-        .acquire()
-        .await
-        .map_err(|_| ApiError::Internal("hashing closed".into()))?;
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::Internal(format!("{what} task: {e}")))
+    let gone = || ApiError::Internal(format!("{what}: no hashing thread"));
+    let (reply, answer) = oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _ = reply.send(f());
+    });
+    let queue = HASHERS.as_ref().ok_or_else(gone)?;
+    queue.send(job).await.map_err(|_| gone())?;
+    answer.await.map_err(|_| gone())
 }
 
-/// Hashes `password` on a blocking thread.
+/// Hashes `password` on a hashing thread.
 pub async fn hash_password(password: String) -> Result<String, ApiError> {
     hashing("hash", move || password::hash(&password))
         .await?
         .map_err(|e| ApiError::Internal(format!("hashing: {e}")))
 }
 
-/// Verifies `password` against `hash` on a blocking thread.
+/// Verifies `password` against `hash` on a hashing thread.
 pub async fn verify_password(password: String, hash: String) -> Result<bool, ApiError> {
     hashing("verify", move || password::verify(&password, &hash)).await
 }
