@@ -61,7 +61,7 @@ const COMMANDS: &[&str] = &[
 /// Attacker address `n` of the ~500 used, from 203.0.113.0/24 and 198.51.100.0/24.
 fn attacker(n: u64) -> String {
     let host = n % 254 + 1;
-    if (n / 254) % 2 == 0 {
+    if (n / 254).is_multiple_of(2) {
         format!("203.0.113.{host}")
     } else {
         format!("198.51.100.{host}")
