@@ -22,6 +22,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# PyPI tools the tests run (schemathesis: the API property test), each only if missing.
+for p in schemathesis; do
+  python3 -m pip show -q "$p" >/dev/null 2>&1 || { log "pip installing $p"; python3 -m pip install -q "$p" >/dev/null 2>&1 || log "could not install $p"; }
+done
+
 if command -v rustup >/dev/null 2>&1; then
   for c in clippy rustfmt; do
     rustup component list --installed 2>/dev/null | grep -q "^$c" || { log "adding $c"; rustup component add "$c" >/dev/null 2>&1 || log "could not add $c"; }

@@ -2,7 +2,8 @@
 //!
 //! - [`Cached`]: one value per endpoint with a TTL and a lock held across the load, so
 //!   concurrent callers of an expired entry collapse into one database hit
-//!   (single flight); filtered requests bypass it.
+//!   (single flight), the others served the expired value meanwhile; filtered requests
+//!   bypass it.
 //! - [`TtlMap`]: a bounded key→value map with a TTL per entry (user by uuid, revoked
 //!   token ids), invalidated explicitly on every write this process makes.
 //!
@@ -15,10 +16,18 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// One cached value with a time to live, loaded by one caller at a time.
+///
+/// A fresh value is read under a short synchronous lock, so the hot path never waits
+/// behind a load. When the value has expired, the first caller reloads it while the
+/// others keep getting the expired one until the reload lands (stale while
+/// revalidating): a count over a million rows then delays one request, not every
+/// request queued behind it. Only when there is no value at all (first use, or after
+/// [`Cached::invalidate`]) do callers wait for the one load.
 #[derive(Debug)]
 pub struct Cached<V> {
     ttl: Duration,
-    slot: tokio::sync::Mutex<Option<(Instant, V)>>,
+    slot: Mutex<Option<(Instant, V)>>,
+    loading: tokio::sync::Mutex<()>,
 }
 
 impl<V: Clone> Cached<V> {
@@ -26,30 +35,45 @@ impl<V: Clone> Cached<V> {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
-            slot: tokio::sync::Mutex::new(None),
+            slot: Mutex::new(None),
+            loading: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// The cached value if fresh, else what `load` returns (cached only on success).
+    /// The value, and whether it is still fresh.
+    fn peek(&self) -> Option<(V, bool)> {
+        let slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref()
+            .map(|(at, v)| (v.clone(), at.elapsed() < self.ttl))
+    }
+
+    /// The cached value if fresh, else what `load` returns (cached only on success);
+    /// an expired value while another caller reloads it.
     pub async fn get_or_load<E, F, Fut>(&self, load: F) -> Result<V, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
-        let mut slot = self.slot.lock().await;
-        if let Some((at, v)) = slot.as_ref()
-            && at.elapsed() < self.ttl
-        {
-            return Ok(v.clone());
+        let _guard = match self.peek() {
+            Some((v, true)) => return Ok(v),
+            Some((v, false)) => match self.loading.try_lock() {
+                Ok(guard) => guard,
+                Err(_) => return Ok(v),
+            },
+            None => self.loading.lock().await,
+        };
+        // Another caller may have loaded it while this one waited for the lock.
+        if let Some((v, true)) = self.peek() {
+            return Ok(v);
         }
         let v = load().await?;
-        *slot = Some((Instant::now(), v.clone()));
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), v.clone()));
         Ok(v)
     }
 
     /// Forgets the value, so the next caller loads it again.
-    pub async fn invalidate(&self) {
-        *self.slot.lock().await = None;
+    pub fn invalidate(&self) {
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }
 
@@ -137,6 +161,33 @@ mod tests {
         tokio::time::advance(Duration::from_secs(5)).await;
         let v = cache.get_or_load(|| async { Ok::<_, ()>(8) }).await;
         assert_eq!(v, Ok(8));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_expired_value_is_served_while_one_caller_reloads_it() {
+        let cache = Arc::new(Cached::new(Duration::from_secs(5)));
+        assert_eq!(cache.get_or_load(|| async { Ok::<_, ()>(1) }).await, Ok(1));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let (release, wait) = tokio::sync::oneshot::channel::<()>();
+        let slow = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache
+                    .get_or_load(|| async move {
+                        let _ = wait.await;
+                        Ok::<_, ()>(2)
+                    })
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        let during = cache.get_or_load(|| async { Ok::<_, ()>(3) }).await;
+        assert_eq!(during, Ok(1), "the reload in flight is not repeated");
+        let _ = release.send(());
+        assert_eq!(slow.await.ok(), Some(Ok(2)));
+        assert_eq!(cache.get_or_load(|| async { Ok::<_, ()>(4) }).await, Ok(2));
+        cache.invalidate();
+        assert_eq!(cache.get_or_load(|| async { Ok::<_, ()>(5) }).await, Ok(5));
     }
 
     #[tokio::test(start_paused = true)]

@@ -11,6 +11,7 @@ use super::db::Db;
 use super::fleet::{Fleet, FleetOptions};
 use super::health::Health;
 use super::live::Live;
+use super::routes::config;
 use super::routes::deckies::DeckyView;
 use super::routes::logs::{Histogram, Stats};
 use crate::config::Secret;
@@ -56,6 +57,8 @@ pub struct Caches {
     pub histogram: Cached<Histogram>,
     /// `/deckies`, 5 s.
     pub deckies: Cached<Vec<DeckyView>>,
+    /// The settings `/config` shows, 5 s.
+    pub config: Cached<config::Settings>,
 }
 
 /// What the live stream and the fleet routes need beyond [`MasterConfig`].
@@ -138,6 +141,7 @@ impl AppState {
                 logs_total: Cached::new(Duration::from_secs(2)),
                 histogram: Cached::new(Duration::from_secs(5)),
                 deckies: Cached::new(Duration::from_secs(5)),
+                config: Cached::new(Duration::from_secs(5)),
             },
             health: Health::new(s.docker_host.clone()),
             live: Live::new(extras.sse_max_per_user, extras.ticket_ttl),
@@ -149,7 +153,7 @@ impl AppState {
 
     /// Forgets the cached reads of the fleet after a change to it.
     pub async fn fleet_changed(&self) {
-        self.caches.deckies.invalidate().await;
-        self.caches.stats.invalidate().await;
+        self.caches.deckies.invalidate();
+        self.caches.stats.invalidate();
     }
 }

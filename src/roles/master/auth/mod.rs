@@ -13,12 +13,14 @@
 //! - [`Viewer`]: a valid token of an account that need not change its password.
 //! - [`Admin`]: a [`Viewer`] with role admin; else 403 "Insufficient permissions".
 //!
-//! The caches (user by uuid 10 s, by name 5 s, revoked ids 10 s) are invalidated by every
-//! account write this process makes; the master is the only writer of accounts.
+//! The caches (user by uuid 10 s, by name 5 s, revoked ids 10 s, the account list 5 s)
+//! are invalidated by every account write this process makes; the master is the only
+//! writer of accounts.
 pub mod jwt;
 pub mod password;
 pub mod routes;
 
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use axum::extract::FromRequestParts;
@@ -26,8 +28,10 @@ use axum::http::header;
 use axum::http::request::Parts;
 use ring::hmac;
 use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
 
-use super::cache::TtlMap;
+use super::cache::{Cached, TtlMap};
+use super::db::Db;
 use super::error::{ApiError, BAD_CREDENTIALS, INSUFFICIENT, MUST_CHANGE};
 use super::limiter::Limiter;
 use super::state::AppState;
@@ -51,6 +55,7 @@ pub struct Auth {
     by_uuid: TtlMap<String, User>,
     by_name: TtlMap<String, User>,
     revoked: TtlMap<String, bool>,
+    all: Cached<Arc<Vec<User>>>,
     /// Logins per client address.
     pub login_by_ip: Limiter,
     /// Logins per claimed username (unparsable bodies share one key).
@@ -74,6 +79,7 @@ impl Auth {
             by_uuid: TtlMap::new(Duration::from_secs(10), CACHE_MAX),
             by_name: TtlMap::new(Duration::from_secs(5), CACHE_MAX),
             revoked: TtlMap::new(Duration::from_secs(10), CACHE_MAX * 4),
+            all: Cached::new(Duration::from_secs(5)),
             login_by_ip: Limiter::new(LOGIN_MAX, LOGIN_WINDOW, limits),
             login_by_name: Limiter::new(LOGIN_MAX, LOGIN_WINDOW, limits),
             change_password: Limiter::new(CHANGE_MAX, Duration::from_secs(60), limits),
@@ -107,10 +113,18 @@ impl Auth {
         self.by_name.put(user.username.clone(), user.clone());
     }
 
+    /// Every account, as `/config` lists them (cached 5 s).
+    pub async fn users(&self, db: &Db) -> Result<Arc<Vec<User>>, ApiError> {
+        self.all
+            .get_or_load(|| async { db.read(|r| r.users()).await.map(Arc::new) })
+            .await
+    }
+
     /// Forgets everything cached about accounts, after any account write.
     pub fn invalidate_users(&self) {
         self.by_uuid.clear();
         self.by_name.clear();
+        self.all.invalidate();
     }
 
     /// Marks `jti` logged out in the cache (the store holds it durably).
@@ -236,17 +250,62 @@ pub fn check_password_bytes(password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Hashes `password` on a blocking thread.
+/// A password job for the hashing threads.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The hashing threads' queue: one thread per core, started on first use.
+///
+/// Why dedicated threads rather than `spawn_blocking`: each argon2id hash takes 19 MiB
+/// and saturates a core, so more at once finish no sooner; and the allocator keeps a
+/// freed 19 MiB block in the arena of the thread that used it, so hashes spread over
+/// the blocking pool's many threads left gigabytes resident after a burst of logins
+/// (1.8 GiB after 256 concurrent logins in `scripts/bench-api.sh`). Two threads hold
+/// two such blocks at most. Jobs wait in a bounded queue; senders wait when it is full.
+static HASHERS: LazyLock<Option<mpsc::Sender<Job>>> = LazyLock::new(|| {
+    let (tx, rx) = mpsc::channel::<Job>(1024);
+    let rx = Arc::new(Mutex::new(rx));
+    let threads = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    for i in 0..threads {
+        let rx = rx.clone();
+        std::thread::Builder::new()
+            .name(format!("argon2-{i}"))
+            .spawn(move || {
+                loop {
+                    let job = rx.lock().unwrap_or_else(|p| p.into_inner()).blocking_recv();
+                    match job {
+                        Some(job) => job(),
+                        None => return,
+                    }
+                }
+            })
+            .ok()?;
+    }
+    Some(tx)
+});
+
+/// Runs the hash job `f` on a hashing thread.
+async fn hashing<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let gone = || ApiError::Internal(format!("{what}: no hashing thread"));
+    let (reply, answer) = oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _ = reply.send(f());
+    });
+    let queue = HASHERS.as_ref().ok_or_else(gone)?;
+    queue.send(job).await.map_err(|_| gone())?;
+    answer.await.map_err(|_| gone())
+}
+
+/// Hashes `password` on a hashing thread.
 pub async fn hash_password(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || password::hash(&password))
-        .await
-        .map_err(|e| ApiError::Internal(format!("hash task: {e}")))?
+    hashing("hash", move || password::hash(&password))
+        .await?
         .map_err(|e| ApiError::Internal(format!("hashing: {e}")))
 }
 
-/// Verifies `password` against `hash` on a blocking thread.
+/// Verifies `password` against `hash` on a hashing thread.
 pub async fn verify_password(password: String, hash: String) -> Result<bool, ApiError> {
-    tokio::task::spawn_blocking(move || password::verify(&password, &hash))
-        .await
-        .map_err(|e| ApiError::Internal(format!("verify task: {e}")))
+    hashing("verify", move || password::verify(&password, &hash)).await
 }

@@ -1,7 +1,7 @@
 //! Password hashing: argon2id for every new hash (the original used bcrypt cost 12).
 //!
-//! Both functions are CPU-bound by design (tens of milliseconds) and must run on a
-//! blocking thread, never on the async runtime (`spawn_blocking` in the callers).
+//! Both functions are CPU-bound by design (tens of milliseconds) and must run off the
+//! async runtime: the callers hand them to the master's hashing threads.
 //! Parameters are argon2's defaults, the OWASP minimum for argon2id (19 MiB, 2 passes,
 //! 1 lane). The input limit of 72 UTF-8 bytes is kept from the original's bcrypt so
 //! that accounts move between the two unchanged.

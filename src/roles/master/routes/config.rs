@@ -67,20 +67,48 @@ pub fn valid_interval(v: &str) -> bool {
         && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// The deployment limit in the `config_limits` JSON text `text` (10 when unset).
-fn limit_of(text: Option<String>) -> u32 {
-    text.and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| {
-            v.get("deployment_limit")
-                .and_then(serde_json::Value::as_u64)
+/// The two settings as stored (cached 5 s, forgotten on every write of either).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    deployment_limit: u32,
+    global_mutation_interval: String,
+}
+
+/// The settings from their `state` rows, defaults for what is unset or unreadable.
+fn settings(limits: Option<String>, globals: Option<String>) -> Settings {
+    let read = |text: Option<String>, key: &str| {
+        text.and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v.get(key).cloned())
+    };
+    Settings {
+        deployment_limit: read(limits, "deployment_limit")
+            .and_then(|v| v.as_u64())
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(DEFAULT_LIMIT),
+        global_mutation_interval: read(globals, "global_mutation_interval")
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| DEFAULT_INTERVAL.to_owned()),
+    }
+}
+
+/// The stored settings, through their 5 s cache.
+async fn stored(state: &AppState) -> Result<Settings, ApiError> {
+    let db = &state.db;
+    state
+        .caches
+        .config
+        .get_or_load(|| async move {
+            let (limits, globals) = db
+                .read(|r| Ok((r.state(LIMITS)?, r.state(GLOBALS)?)))
+                .await?;
+            Ok::<_, ApiError>(settings(limits, globals))
         })
-        .and_then(|n| u32::try_from(n).ok())
-        .unwrap_or(DEFAULT_LIMIT)
+        .await
 }
 
 /// The deployment limit in force: most deckies the fleet may hold after a deploy.
 pub async fn deployment_limit(state: &AppState) -> Result<u32, ApiError> {
-    Ok(limit_of(state.db.read(|r| r.state(LIMITS)).await?))
+    Ok(stored(state).await?.deployment_limit)
 }
 
 /// The settings, and the accounts for an admin.
@@ -93,25 +121,16 @@ pub async fn get_config(
     Viewer(session): Viewer,
 ) -> Result<Json<ConfigView>, ApiError> {
     let admin = session.user.role == Role::Admin;
-    let (limits, globals, users) = state
-        .db
-        .read(move |r| {
-            let users = if admin { Some(r.users()?) } else { None };
-            Ok((r.state(LIMITS)?, r.state(GLOBALS)?, users))
-        })
-        .await?;
-    let read = |text: Option<String>, key: &str| {
-        text.and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v.get(key).cloned())
+    let stored = stored(&state).await?;
+    let users = if admin {
+        Some(state.auth.users(&state.db).await?)
+    } else {
+        None
     };
-    let deployment_limit = limit_of(limits);
-    let global_mutation_interval = read(globals, "global_mutation_interval")
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| DEFAULT_INTERVAL.to_owned());
     Ok(Json(ConfigView {
         role: session.user.role.as_str(),
-        deployment_limit,
-        global_mutation_interval,
+        deployment_limit: stored.deployment_limit,
+        global_mutation_interval: stored.global_mutation_interval,
         users: users.map(|u| u.iter().map(UserInfo::from).collect()),
         developer_mode: (admin && state.settings.developer).then_some(true),
     }))
@@ -135,6 +154,7 @@ pub async fn put_limit(
     }
     let value = serde_json::json!({ "deployment_limit": req.deployment_limit }).to_string();
     state.db.write(move |s| s.put_state(LIMITS, &value)).await?;
+    state.caches.config.invalidate();
     Ok(Json(Message::new("Deployment limit updated")))
 }
 
@@ -160,6 +180,7 @@ pub async fn put_interval(
         .db
         .write(move |s| s.put_state(GLOBALS, &value))
         .await?;
+    state.caches.config.invalidate();
     Ok(Json(Message::new("Global mutation interval updated")))
 }
 
