@@ -294,7 +294,7 @@ async fn respond(
     }
     state.emitter.emit(event).await;
 
-    let cookie = session_id(&state, peer);
+    let cookie = session_id(state, peer);
     let login_failed = credential
         .as_ref()
         .filter(|_| state.site.front == Front::Phpmyadmin && method == "POST")
