@@ -350,26 +350,109 @@ async fn wait_port(ip: &str, port: u16, wait: Duration) {
     }
 }
 
-/// Polls `/logs?search=…` until a row matches, returning how long it took.
-async fn wait_logged(base: &str, token: &str, search: &str, within: Duration) -> Duration {
+/// Polls the API's `path` until `found` holds for its answer, returning how long it took.
+async fn wait_for(
+    base: &str,
+    token: &str,
+    path: &str,
+    within: Duration,
+    found: impl Fn(&Value) -> bool,
+) -> Duration {
     let started = Instant::now();
-    let query = search.replace(' ', "%20");
     loop {
-        let page = api(
-            base,
-            "GET",
-            &format!("/logs?search={query}"),
-            Some(token),
-            None,
-        );
-        if page["total"].as_u64().unwrap_or(0) > 0 {
+        let page = api(base, "GET", path, Some(token), None);
+        if found(&page) {
             return started.elapsed();
         }
         assert!(
             started.elapsed() < within,
-            "no log matching {search:?} within {within:?}"
+            "nothing as expected at {path} within {within:?}: {page}"
         );
         sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls `/logs?search=…` until a row matches, returning how long it took.
+async fn wait_logged(base: &str, token: &str, search: &str, within: Duration) -> Duration {
+    let path = format!("/logs?search={}", search.replace(' ', "%20"));
+    wait_for(base, token, &path, within, |page| {
+        page["total"].as_u64().unwrap_or(0) > 0
+    })
+    .await
+}
+
+/// Polls `/credentials` until `principal` shows up with exactly `secret`'s bytes.
+async fn wait_credential(base: &str, token: &str, principal: &str, secret: &[u8]) -> Duration {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(secret);
+    wait_for(
+        base,
+        token,
+        "/credentials?limit=100",
+        Duration::from_secs(2),
+        |page| {
+            page["data"].as_array().is_some_and(|rows| {
+                rows.iter()
+                    .any(|r| r["principal"] == principal && r["secret_b64"] == b64.as_str())
+            })
+        },
+    )
+    .await
+}
+
+/// A `/stream` read by curl, its output gathered by a thread.
+struct Stream {
+    child: std::process::Child,
+    seen: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Stream {
+    /// Opens the live stream with a fresh ticket.
+    fn open(base: &str, token: &str) -> Self {
+        let ticket = api(base, "POST", "/auth/sse-ticket", Some(token), None);
+        let ticket = ticket["ticket"].as_str().expect("ticket").to_owned();
+        let mut child = Command::new("curl")
+            .args(["-sN", "--max-time", "120"])
+            .arg(format!("{base}/stream?ticket={ticket}"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("curl");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (out, into) = (child.stdout.take().expect("stdout"), seen.clone());
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(mut s) = into.lock() {
+                    s.push_str(&line);
+                    s.push('\n');
+                }
+            }
+        });
+        Self { child, seen }
+    }
+
+    /// Waits until the stream has carried `needle`, returning how long it took.
+    fn wait_for(&self, needle: &str, within: Duration) -> Duration {
+        let started = Instant::now();
+        loop {
+            let text = self.seen.lock().map(|s| s.clone()).unwrap_or_default();
+            if text.contains(needle) {
+                assert!(text.starts_with(": keepalive"), "{text}");
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < within,
+                "{needle:?} not on the stream within {within:?}: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -450,6 +533,7 @@ async fn end_to_end() {
     wait_port(&ssh_ip, 22, Duration::from_secs(60)).await;
     wait_port(&http_ip, 80, Duration::from_secs(60)).await;
 
+    let stream = Stream::open(&base, &token);
     let _ = Command::new("sshpass")
         .args(["-p", "e2e-ssh-secret", "ssh"])
         .args([
@@ -478,6 +562,10 @@ async fn end_to_end() {
     )
     .await;
     eprintln!("ssh attempt stored and served after {took:?}");
+    let took = wait_credential(&base, &token, "e2euser", b"e2e-ssh-secret").await;
+    eprintln!("ssh credential in /credentials after {took:?}");
+    let took = stream.wait_for("e2euser", Duration::from_secs(2));
+    eprintln!("ssh attempt on the live stream after {took:?}");
 
     let out = Command::new("curl")
         .args([
@@ -501,6 +589,25 @@ async fn end_to_end() {
     )
     .await;
     eprintln!("http request stored and served after {took:?}");
+    let took = wait_credential(&base, &token, "e2e-web", b"e2e-web-secret").await;
+    eprintln!("http Basic credential in /credentials after {took:?}");
+    let took = wait_for(
+        &base,
+        &token,
+        "/attackers",
+        Duration::from_secs(2),
+        |page| {
+            page["data"].as_array().is_some_and(|rows| {
+                rows.iter().any(|a| {
+                    let services = a["services"].to_string();
+                    services.contains("ssh") && services.contains("http")
+                })
+            })
+        },
+    )
+    .await;
+    eprintln!("one attacker with ssh and http in /attackers after {took:?}");
+    drop(stream);
 
     let before = fleet_containers(&network);
     assert!(!before.is_empty());
