@@ -18,6 +18,7 @@
 //! - [`error`]: the error shapes and the input extractors.
 //! - [`cache`], [`limiter`]: TTL caches with single flight, fixed-window rate limits.
 //! - [`health`]: component states for `/health`.
+//! - [`ingest`]: credentials, bounties and attacker profiles derived from `logs`.
 //! - [`openapi`]: the generated OpenAPI document.
 pub mod auth;
 pub mod bootstrap;
@@ -26,6 +27,7 @@ pub mod db;
 pub mod error;
 pub mod health;
 pub mod http;
+pub mod ingest;
 pub mod limiter;
 pub mod openapi;
 pub mod routes;
@@ -111,7 +113,7 @@ pub fn new_uuid() -> String {
 /// The `/api/v1` routes.
 fn api_routes() -> Router<AppState> {
     use auth::routes as a;
-    use routes::{config, health, logs, users};
+    use routes::{artifacts, attackers, bounty, config, credentials, health, logs, users};
     Router::new()
         .route("/auth/login", post(a::login))
         .route("/auth/change-password", post(a::change_password))
@@ -120,6 +122,13 @@ fn api_routes() -> Router<AppState> {
         .route("/stats", get(logs::stats))
         .route("/logs", get(logs::logs))
         .route("/logs/histogram", get(logs::histogram))
+        .route("/attackers", get(attackers::list))
+        .route("/attackers/{uuid}", get(attackers::detail))
+        .route("/attackers/{uuid}/commands", get(attackers::commands))
+        .route("/attackers/{uuid}/artifacts", get(attackers::artifacts))
+        .route("/credentials", get(credentials::list))
+        .route("/bounty", get(bounty::list))
+        .route("/artifacts/{decky}/{stored_as}", get(artifacts::download))
         .route("/config", get(config::get_config))
         .route("/config/deployment-limit", put(config::put_limit))
         .route(
@@ -163,6 +172,7 @@ pub async fn serve(
     state: AppState,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
+    ingest::spawn(&state, shutdown.child_token());
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())

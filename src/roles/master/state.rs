@@ -9,6 +9,7 @@ use super::auth::Auth;
 use super::cache::Cached;
 use super::db::Db;
 use super::health::Health;
+use super::routes::bounty::BountyPage;
 use super::routes::logs::{Histogram, Stats};
 use crate::config::Secret;
 use crate::store::Store;
@@ -28,6 +29,10 @@ pub struct Settings {
     pub home: PathBuf,
     /// Docker endpoint for the health probe (`None`: the local socket).
     pub docker_host: Option<String>,
+    /// Where deckies' captured files live (`<root>/<decky>/<service dir>`).
+    pub artifacts_root: PathBuf,
+    /// The bus ingestion publishes on (`None`: no bus).
+    pub bus: Option<crate::config::BusConfig>,
 }
 
 /// Everything [`super::serve`] needs: the store, the token key and the settings.
@@ -50,6 +55,12 @@ pub struct Caches {
     pub logs_total: Cached<u64>,
     /// Default `/logs/histogram`, 5 s.
     pub histogram: Cached<Histogram>,
+    /// Unfiltered `/attackers` total, 2 s.
+    pub attackers_total: Cached<u64>,
+    /// Unfiltered `/credentials` total, 2 s.
+    pub credentials_total: Cached<u64>,
+    /// Default `/bounty` page, 5 s.
+    pub bounty_page: Cached<BountyPage>,
 }
 
 /// The shared state behind every handler; cheap to clone.
@@ -94,6 +105,9 @@ impl AppState {
                 stats: Cached::new(Duration::from_secs(5)),
                 logs_total: Cached::new(Duration::from_secs(2)),
                 histogram: Cached::new(Duration::from_secs(5)),
+                attackers_total: Cached::new(Duration::from_secs(2)),
+                credentials_total: Cached::new(Duration::from_secs(2)),
+                bounty_page: Cached::new(Duration::from_secs(5)),
             },
             health: Health::new(s.docker_host.clone()),
             settings: s,

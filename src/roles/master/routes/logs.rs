@@ -137,12 +137,12 @@ pub struct HistogramQuery {
 }
 
 /// `value` unless it is one of the spec's spellings of "absent".
-fn present(value: Option<String>) -> Option<String> {
+pub(crate) fn present(value: Option<String>) -> Option<String> {
     value.filter(|v| !matches!(v.as_str(), "" | "null" | "NULL" | "undefined"))
 }
 
 /// An integer parameter: absent → `default`, not an integer → 400, outside `range` → 422.
-fn int(
+pub(crate) fn int(
     value: Option<String>,
     default: i64,
     range: std::ops::RangeInclusive<i64>,
