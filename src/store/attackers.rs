@@ -207,7 +207,8 @@ pub(super) fn upsert(tx: &Transaction<'_>, a: &AttackerRecord) -> Result<()> {
 
 /// The profiles of `ips` that exist, on any connection (the profiler's own).
 pub(super) fn by_ips(conn: &rusqlite::Connection, ips: &[&str]) -> Result<Vec<AttackerRecord>> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM attackers WHERE ip = ?1"))?;
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {COLUMNS} FROM attackers WHERE ip = ?1"))?;
     let mut out = Vec::new();
     for ip in ips {
         if let Some(a) = stmt.query_row(params![ip], attacker_row).optional()? {

@@ -116,6 +116,7 @@ CREATE TABLE state (
 /// - `attackers`: one row per source address. The geo/ASN/RPKI/PTR enrichment and the
 ///   rotation/IPv6-leak counters of the original are left out until an enrichment source
 ///   exists; they will be added as nullable columns.
+///
 /// The ingestion cursor lives in the existing `state` table.
 const V4: &str = "
 CREATE TABLE credentials (

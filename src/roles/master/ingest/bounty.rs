@@ -32,12 +32,32 @@ const FINGERPRINTS: &[(&str, Option<&str>, &str, &str)] = &[
     ("http2_settings", None, "http2_settings", "settings"),
     ("http3_settings", None, "http3_settings", "settings"),
     ("quic_client_hello", None, "ja4_quic", "ja4"),
-    ("version", Some("vnc"), "vnc_client_version", "client_version"),
-    ("client_version", Some("ssh"), "ssh_client_version", "version"),
+    (
+        "version",
+        Some("vnc"),
+        "vnc_client_version",
+        "client_version",
+    ),
+    (
+        "client_version",
+        Some("ssh"),
+        "ssh_client_version",
+        "version",
+    ),
     ("tls_client_hello", Some("sniffer"), "ja3", "ja3"),
     ("tls_client_hello", Some("sniffer"), "ja4", "ja4"),
-    ("tls_session", Some("sniffer"), "tls_resumption", "resumption"),
-    ("tls_certificate", Some("sniffer"), "tls_certificate", "fingerprint"),
+    (
+        "tls_session",
+        Some("sniffer"),
+        "tls_resumption",
+        "resumption",
+    ),
+    (
+        "tls_certificate",
+        Some("sniffer"),
+        "tls_certificate",
+        "fingerprint",
+    ),
 ];
 
 /// Fields copied into an `artifact` bounty, per capture event and its `kind`.
@@ -123,11 +143,19 @@ fn user_agent(row: &IngestRow, fields: &Fields) -> Option<Found> {
     put(&mut p, "category", verdict.category);
     p.insert(
         "tool".into(),
-        verdict.tool.map_or(Value::Null, |t| Value::String(t.into())),
+        verdict
+            .tool
+            .map_or(Value::Null, |t| Value::String(t.into())),
     );
     p.insert(
         "signals".into(),
-        Value::Array(verdict.signals.iter().map(|s| Value::String((*s).into())).collect()),
+        Value::Array(
+            verdict
+                .signals
+                .iter()
+                .map(|s| Value::String((*s).into()))
+                .collect(),
+        ),
     );
     for k in ["method", "path"] {
         if let Some(v) = fields.get(k) {
@@ -179,7 +207,10 @@ mod tests {
     }
 
     fn fields(pairs: &[(&str, &str)]) -> Fields {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn payload(f: &Found) -> Value {
@@ -226,7 +257,10 @@ mod tests {
         let f = fields(&[("version", "SSH-2.0-Go")]);
         let found = extract(&row("ssh", "client_version"), &f);
         assert_eq!(
-            found[0].fingerprint.as_ref().map(|f| f.fingerprint_type.as_str()),
+            found[0]
+                .fingerprint
+                .as_ref()
+                .map(|f| f.fingerprint_type.as_str()),
             Some("ssh_client_version")
         );
         assert!(extract(&row("http", "client_version"), &f).is_empty());

@@ -134,7 +134,10 @@ mod tests {
     }
 
     fn fields(pairs: &[(&str, &str)]) -> Fields {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -162,10 +165,7 @@ mod tests {
         assert_eq!(bad("a-b="), Some(Err(Dropped::NotBase64)));
         assert_eq!(bad("abc==="), Some(Err(Dropped::NotBase64)));
         assert_eq!(bad("abc"), Some(Err(Dropped::NotBase64)));
-        assert_eq!(
-            bad(&"A".repeat(MAX_B64 + 4)),
-            Some(Err(Dropped::TooLong))
-        );
+        assert_eq!(bad(&"A".repeat(MAX_B64 + 4)), Some(Err(Dropped::TooLong)));
         assert!(bad("").is_some_and(|c| c.is_ok()));
         assert_eq!(extract(&row(), &fields(&[("password", "x")])), None);
     }

@@ -235,11 +235,36 @@ mod tests {
         let none = Fields::new();
         let cmd: Fields = [("command", "id")].into_iter().collect();
         let ip = "203.0.113.5";
-        w.observe(&row(ip, "d1", "ssh", "connect", "2026-01-01 00:00:02"), &none, false, &[]);
-        w.observe(&row(ip, "d2", "http", "request", "2026-01-01 00:00:01"), &none, true, &[]);
-        w.observe(&row(ip, "d1", "ssh", "command", "2026-01-01 00:00:03"), &cmd, false, &[]);
-        w.observe(&row(ip, "d3", "ssh", "connect", "2026-01-01 00:00:04"), &none, false, &[]);
-        w.observe(&row("Unknown", "d3", "ftp", "user", "2026-01-01 00:00:04"), &none, false, &[]);
+        w.observe(
+            &row(ip, "d1", "ssh", "connect", "2026-01-01 00:00:02"),
+            &none,
+            false,
+            &[],
+        );
+        w.observe(
+            &row(ip, "d2", "http", "request", "2026-01-01 00:00:01"),
+            &none,
+            true,
+            &[],
+        );
+        w.observe(
+            &row(ip, "d1", "ssh", "command", "2026-01-01 00:00:03"),
+            &cmd,
+            false,
+            &[],
+        );
+        w.observe(
+            &row(ip, "d3", "ssh", "connect", "2026-01-01 00:00:04"),
+            &none,
+            false,
+            &[],
+        );
+        w.observe(
+            &row("Unknown", "d3", "ftp", "user", "2026-01-01 00:00:04"),
+            &none,
+            false,
+            &[],
+        );
         let (profiles, new) = w.into_parts();
         assert_eq!(new, [ip]);
         let a = &profiles[0];
@@ -258,7 +283,12 @@ mod tests {
         for i in 0..(MAX_COMMANDS + 5) {
             let c: Fields = [("command", format!("c{i}"))].into_iter().collect();
             let d = format!("d{i}");
-            w.observe(&row(ip, &d, "ssh", "command", "2026-01-01 00:00:00"), &c, false, &[]);
+            w.observe(
+                &row(ip, &d, "ssh", "command", "2026-01-01 00:00:00"),
+                &c,
+                false,
+                &[],
+            );
         }
         let (profiles, _) = w.into_parts();
         assert_eq!(profiles[0].commands.len(), MAX_COMMANDS);
