@@ -210,6 +210,11 @@ pub(crate) fn text(value: Option<String>, max: usize) -> Result<Option<String>, 
     }
 }
 
+/// A cached `total` never below what the fresh page itself proves exists.
+pub(crate) fn at_least(total: u64, offset: i64, page: usize) -> u64 {
+    total.max(offset.unsigned_abs() + page as u64)
+}
+
 /// The stored profile `uuid`, or 404.
 async fn find(state: &AppState, uuid: String) -> Result<AttackerRecord, ApiError> {
     let not_found = || ApiError::NotFound("Attacker not found".into());
@@ -264,7 +269,7 @@ pub async fn list(
     };
     let rows = state.db.read(move |r| r.attackers(&query)).await?;
     Ok(Json(AttackerPage {
-        total,
+        total: at_least(total, offset, rows.len()),
         limit,
         offset,
         data: rows

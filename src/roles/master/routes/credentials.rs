@@ -6,7 +6,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::attackers::text;
+use super::attackers::{at_least, text};
 use super::logs::{MAX_LIMIT, MAX_OFFSET, MAX_SEARCH, int};
 use crate::roles::master::auth::Viewer;
 use crate::roles::master::error::{ApiError, Detail, Params};
@@ -133,7 +133,7 @@ pub async fn list(
         .read(move |r| r.credentials(search.as_deref(), l, o))
         .await?;
     Ok(Json(CredentialPage {
-        total,
+        total: at_least(total, offset, rows.len()),
         limit,
         offset,
         data: rows.into_iter().map(Credential::from).collect(),
