@@ -4,7 +4,9 @@
 mod api_common;
 mod util;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use api_common::{Master, Setup, have_curl};
 use decnet::store::LogRecord;

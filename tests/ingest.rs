@@ -2,7 +2,9 @@
 //! restart (cursor in `state`), and its bus notifications through a real broker, or
 //! none at all when no broker answers (engine.md §3.3, §3.5).
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use decnet::bus::{Broker, BrokerSettings, Bus, UnixBus};
 use decnet::roles::master::ingest::worker::{self, Pipeline, Tuning};
@@ -14,7 +16,7 @@ const IP: &str = "203.0.113.9";
 /// Event `i` of a stream: every third a repeated credential, the rest commands.
 fn event(i: u64) -> String {
     let decky = format!("d{}", i % 3);
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         format!(
             "<134>1 2026-03-04T10:00:00Z {decky} ssh - auth_attempt \
              [relay@55555 src_ip=\"{IP}\" username=\"root\" secret_b64=\"aHVudGVyMg==\"] -"
