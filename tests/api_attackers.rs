@@ -418,6 +418,17 @@ async fn artifacts_are_served_only_from_inside_the_root() {
         assert_eq!((r.status, r.detail().as_str()), (status, detail), "{path}");
     }
 
+    // The ingestion task runs under both of its health names.
+    let r = get("/api/v1/health".into(), admin.clone()).await;
+    let health = r.json();
+    for name in ["ingestion_worker", "attacker_worker"] {
+        assert_eq!(
+            health["components"][name],
+            json!({"status": "ok"}),
+            "{health}"
+        );
+    }
+
     // Admin only.
     let r = m
         .req("POST", "/api/v1/config/users")

@@ -192,26 +192,8 @@ fn bounty(row: &IngestRow, bounty_type: &str, payload: Map<String, Value>) -> Ne
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{fields, row};
     use super::*;
-
-    fn row(service: &str, event: &str) -> IngestRow {
-        IngestRow {
-            id: 1,
-            timestamp: "2026-03-04 10:00:00".into(),
-            decky: "web-1".into(),
-            service: service.into(),
-            event_type: event.into(),
-            attacker_ip: "203.0.113.5".into(),
-            fields: String::new(),
-        }
-    }
-
-    fn fields(pairs: &[(&str, &str)]) -> Fields {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     fn payload(f: &Found) -> Value {
         serde_json::from_str(&f.bounty.payload).unwrap_or_default()

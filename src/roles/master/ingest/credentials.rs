@@ -66,7 +66,7 @@ fn build(row: &IngestRow, fields: &Fields, b64: &str) -> Result<NewCredential, D
         secret_kind: clip(kind, MAX_KIND),
         secret_sha256: hex::encode(Sha256::digest(&secret)),
         secret_b64: b64.to_owned(),
-        secret_printable: printable(&secret),
+        secret_printable: crate::text::printable(&secret[..secret.len().min(MAX_PRINTABLE)]),
         outcome: fields.get("outcome").map(|o| clip(o, MAX_OUTCOME)),
         fields: json,
         seen: row.timestamp.clone(),
@@ -80,21 +80,6 @@ fn is_b64_text(text: &str) -> bool {
         && body
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
-}
-
-/// The secret with every byte outside 0x20..0x7e shown as `?`, at most [`MAX_PRINTABLE`].
-pub fn printable(secret: &[u8]) -> String {
-    secret
-        .iter()
-        .take(MAX_PRINTABLE)
-        .map(|&b| {
-            if (0x20..=0x7e).contains(&b) {
-                char::from(b)
-            } else {
-                '?'
-            }
-        })
-        .collect()
 }
 
 /// `fields` as JSON text with every non-ASCII character escaped (`\uXXXX`), so the stored
@@ -119,25 +104,11 @@ pub fn ascii_json(fields: &Fields) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{self, fields};
     use super::*;
 
     fn row() -> IngestRow {
-        IngestRow {
-            id: 1,
-            timestamp: "2026-03-04 10:00:00".into(),
-            decky: "web-1".into(),
-            service: "ssh".into(),
-            event_type: "auth_attempt".into(),
-            attacker_ip: "203.0.113.5".into(),
-            fields: String::new(),
-        }
-    }
-
-    fn fields(pairs: &[(&str, &str)]) -> Fields {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        test_support::row("ssh", "auth_attempt")
     }
 
     #[test]

@@ -57,16 +57,9 @@ pub const MAX_COMMAND_BYTES: usize = 1024;
 /// Longest decky or service name kept, in bytes.
 pub const MAX_NAME_BYTES: usize = 255;
 
-/// `text` cut to at most `max` bytes, at a character boundary.
+/// `text` cut to at most `max` bytes, at a character boundary, as an owned string.
 pub fn clip(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
+    crate::text::cap_str(text, max).to_owned()
 }
 
 /// Starts the ingestion task for `state`'s store and registers it with `/health`; it
@@ -88,6 +81,34 @@ pub fn spawn(state: &AppState, shutdown: CancellationToken) {
         .shared();
     for name in ["ingestion_worker", "attacker_worker"] {
         state.health.register(name, tokio::spawn(outcome.clone()));
+    }
+}
+
+/// Rows and fields for the unit tests of the stages.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use crate::store::IngestRow;
+    use crate::syslog::Fields;
+
+    /// A row of `service`'s `event` from 203.0.113.5 on `web-1`.
+    pub fn row(service: &str, event: &str) -> IngestRow {
+        IngestRow {
+            id: 1,
+            timestamp: "2026-03-04 10:00:00".into(),
+            decky: "web-1".into(),
+            service: service.into(),
+            event_type: event.into(),
+            attacker_ip: "203.0.113.5".into(),
+            fields: String::new(),
+        }
+    }
+
+    /// Fields of `pairs`, in order.
+    pub fn fields(pairs: &[(&str, &str)]) -> Fields {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 }
 

@@ -210,6 +210,14 @@ pub(crate) fn text(value: Option<String>, max: usize) -> Result<Option<String>, 
     }
 }
 
+/// `limit` (1..1000, 50) and `offset` (0..2^31−1, 0) of a page.
+pub(crate) fn page(limit: Option<String>, offset: Option<String>) -> Result<(i64, i64), ApiError> {
+    Ok((
+        int(limit, 50, 1..=MAX_LIMIT)?,
+        int(offset, 0, 0..=MAX_OFFSET)?,
+    ))
+}
+
 /// A cached `total` never below what the fresh page itself proves exists.
 pub(crate) fn at_least(total: u64, offset: i64, page: usize) -> u64 {
     total.max(offset.unsigned_abs() + page as u64)
@@ -240,8 +248,7 @@ pub async fn list(
     _: Viewer,
     Params(q): Params<AttackersQuery>,
 ) -> Result<Json<AttackerPage>, ApiError> {
-    let limit = int(q.limit, 50, 1..=MAX_LIMIT)?;
-    let offset = int(q.offset, 0, 0..=MAX_OFFSET)?;
+    let (limit, offset) = page(q.limit, q.offset)?;
     let sort = match present(q.sort_by).as_deref() {
         None | Some("recent") => AttackerSort::Recent,
         Some("active") => AttackerSort::Active,
@@ -307,8 +314,7 @@ pub async fn commands(
     Segment(uuid): Segment<String>,
     Params(q): Params<CommandsQuery>,
 ) -> Result<Json<CommandPage>, ApiError> {
-    let limit = int(q.limit, 50, 1..=MAX_LIMIT)?;
-    let offset = int(q.offset, 0, 0..=MAX_OFFSET)?;
+    let (limit, offset) = page(q.limit, q.offset)?;
     let service = text(q.service, MAX_SERVICE)?;
     let a = find(&state, uuid).await?;
     let matching: Vec<CommandEntry> = a

@@ -6,8 +6,8 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::attackers::text;
-use super::logs::{MAX_LIMIT, MAX_OFFSET, MAX_SEARCH, int};
+use super::attackers::{page, text};
+use super::logs::MAX_SEARCH;
 use crate::roles::master::auth::Viewer;
 use crate::roles::master::error::{ApiError, Detail, Params};
 use crate::roles::master::state::AppState;
@@ -90,8 +90,7 @@ pub async fn list(
     _: Viewer,
     Params(q): Params<BountyQuery>,
 ) -> Result<Json<BountyPage>, ApiError> {
-    let limit = int(q.limit, 50, 1..=MAX_LIMIT)?;
-    let offset = int(q.offset, 0, 0..=MAX_OFFSET)?;
+    let (limit, offset) = page(q.limit, q.offset)?;
     let kind = text(q.bounty_type, MAX_TYPE)?;
     let search = text(q.search, MAX_SEARCH)?;
     let is_default = limit == 50 && offset == 0 && kind.is_none() && search.is_none();

@@ -6,8 +6,8 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::attackers::{at_least, text};
-use super::logs::{MAX_LIMIT, MAX_OFFSET, MAX_SEARCH, int};
+use super::attackers::{at_least, page, text};
+use super::logs::MAX_SEARCH;
 use crate::roles::master::auth::Viewer;
 use crate::roles::master::error::{ApiError, Detail, Params};
 use crate::roles::master::state::AppState;
@@ -108,8 +108,7 @@ pub async fn list(
     _: Viewer,
     Params(q): Params<CredentialsQuery>,
 ) -> Result<Json<CredentialPage>, ApiError> {
-    let limit = int(q.limit, 50, 1..=MAX_LIMIT)?;
-    let offset = int(q.offset, 0, 0..=MAX_OFFSET)?;
+    let (limit, offset) = page(q.limit, q.offset)?;
     let search = text(q.search, MAX_SEARCH)?;
     let total = match search.clone() {
         None => {
