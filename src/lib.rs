@@ -25,6 +25,7 @@
 //!   follows decky service containers' stdout into the local event log.
 //! - [`signals`]: SIGTERM / Ctrl-C as a shutdown token for every role.
 //! - [`term`]: attacker text escaped before it reaches an operator's terminal.
+//! - [`text`]: byte-bounded cuts and the printable form of secrets.
 #![forbid(unsafe_code)]
 
 pub mod bus;
@@ -43,6 +44,7 @@ pub mod signals;
 pub mod store;
 pub mod syslog;
 pub mod term;
+pub mod text;
 pub mod tls;
 
 /// The crate version, as built.

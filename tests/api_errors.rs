@@ -256,6 +256,7 @@ async fn random_requests_to_every_documented_route_never_get_a_5xx() {
     let m = Master::start(Setup {
         limiter: false,
         developer: true,
+        ..Setup::default()
     })
     .await;
     m.write_lines(&[

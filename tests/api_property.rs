@@ -56,6 +56,7 @@ async fn the_openapi_document_holds_for_generated_requests() {
     let m = Master::start(Setup {
         limiter: false,
         developer: true,
+        ..Setup::default()
     })
     .await;
     m.write_lines(&lines()).await;
@@ -125,6 +126,7 @@ async fn arbitrary_query_bytes_are_never_a_server_error() {
     let m = Master::start(Setup {
         limiter: false,
         developer: false,
+        ..Setup::default()
     })
     .await;
     m.write_lines(&lines()).await;

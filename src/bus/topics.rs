@@ -24,6 +24,12 @@ pub fn system_control(worker: &str) -> Result<String, TopicError> {
 
 /// A shell session ended; its commands are attached (the collector's aggregator).
 pub const ATTACKER_SESSION_ENDED: &str = "attacker.session.ended";
+/// A credential was stored or attempted again (the ingester).
+pub const CREDENTIAL_CAPTURED: &str = "credential.captured";
+/// An address was profiled for the first time (the profiler).
+pub const ATTACKER_OBSERVED: &str = "attacker.observed";
+/// An attacker profile changed (the profiler).
+pub const ATTACKER_SCORED: &str = "attacker.scored";
 /// A diagnostic log line forwarded on the bus.
 pub const SYSTEM_LOG: &str = "system.log";
 /// The broker's own heartbeat (every 10 s).
@@ -51,7 +57,14 @@ mod tests {
 
     #[test]
     fn constants_are_valid_and_health_topics_match_one_pattern() {
-        for topic in [ATTACKER_SESSION_ENDED, SYSTEM_LOG, SYSTEM_BUS_HEALTH] {
+        for topic in [
+            ATTACKER_SESSION_ENDED,
+            CREDENTIAL_CAPTURED,
+            ATTACKER_OBSERVED,
+            ATTACKER_SCORED,
+            SYSTEM_LOG,
+            SYSTEM_BUS_HEALTH,
+        ] {
             assert!(validate_topic(topic).is_ok(), "{topic}");
         }
         let health = Pattern::parse("system.*.health").expect("pattern");

@@ -130,8 +130,77 @@ CREATE TABLE decky_lifecycle (
 CREATE INDEX decky_lifecycle_open ON decky_lifecycle (status, started_at);
 ";
 
+/// Version 6: what the ingester and profiler derive from `logs` (engine.md §3.5).
+///
+/// - `credentials`: one row per (attacker, decky, service, kind, secret, principal); a
+///   repeat raises `attempt_count`. `attacker_uuid` is set by the profiler in the same
+///   transaction, so it is a plain column, not a declared foreign key.
+/// - `bounty`: deduplicated on (attacker, type, SHA-256 of the payload text) rather than
+///   the payload itself, which keeps the unique index small however long payloads get.
+/// - `attackers`: one row per source address. The geo/ASN/RPKI/PTR enrichment and the
+///   rotation/IPv6-leak counters of the original are left out until an enrichment source
+///   exists; they will be added as nullable columns.
+///
+/// The ingestion cursor lives in the existing `state` table.
+const V6: &str = "
+CREATE TABLE credentials (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    attacker_ip      TEXT NOT NULL,
+    attacker_uuid    TEXT,
+    decky_name       TEXT NOT NULL,
+    service          TEXT NOT NULL,
+    principal        TEXT,
+    principal_key    TEXT NOT NULL,
+    secret_kind      TEXT NOT NULL,
+    secret_sha256    TEXT NOT NULL,
+    secret_b64       TEXT NOT NULL,
+    secret_printable TEXT NOT NULL,
+    outcome          TEXT,
+    fields           TEXT NOT NULL,
+    first_seen       TEXT NOT NULL,
+    last_seen        TEXT NOT NULL,
+    attempt_count    INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX credentials_identity ON credentials
+    (attacker_ip, decky_name, service, secret_kind, secret_sha256, principal_key);
+CREATE INDEX credentials_last_seen ON credentials (last_seen);
+
+CREATE TABLE bounty (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    timestamp      TEXT NOT NULL,
+    decky          TEXT NOT NULL,
+    service        TEXT NOT NULL,
+    attacker_ip    TEXT NOT NULL,
+    bounty_type    TEXT NOT NULL,
+    payload        TEXT NOT NULL,
+    payload_sha256 TEXT NOT NULL
+);
+CREATE UNIQUE INDEX bounty_identity ON bounty (attacker_ip, bounty_type, payload_sha256);
+
+CREATE TABLE attackers (
+    uuid             TEXT PRIMARY KEY,
+    ip               TEXT NOT NULL UNIQUE,
+    first_seen       TEXT NOT NULL,
+    last_seen        TEXT NOT NULL,
+    event_count      INTEGER NOT NULL,
+    service_count    INTEGER NOT NULL,
+    decky_count      INTEGER NOT NULL,
+    services         TEXT NOT NULL,
+    deckies          TEXT NOT NULL,
+    traversal_path   TEXT,
+    is_traversal     INTEGER NOT NULL,
+    bounty_count     INTEGER NOT NULL,
+    credential_count INTEGER NOT NULL,
+    fingerprints     TEXT NOT NULL,
+    commands         TEXT NOT NULL,
+    updated_at       TEXT NOT NULL
+);
+CREATE INDEX attackers_last_seen ON attackers (last_seen);
+CREATE INDEX attackers_event_count ON attackers (event_count);
+";
+
 /// Every migration, in order; index `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// Applies the migrations `conn`'s database has not seen yet.
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {

@@ -22,6 +22,9 @@
 //! - **Private files.** The database (and so its `-wal` and `-shm`) is created 0600 and
 //!   missing directories 0700: it holds attacker data and captured credentials.
 //!
+//! - **What ingestion derives**: `credentials`, `bounty` and `attackers`, written on
+//!   the ingester's own connection ([`Ingest`]) one transaction per batch, cursor
+//!   included, and read by the API.
 //! - **The master API's reads and accounts**: the search grammar, pages and histogram
 //!   of `logs` ([`LogFilter`]), and `users` / `revoked_tokens` / `state` ([`User`]).
 //! - **Background decky operations** (`decky_lifecycle`, [`Lifecycle`]): what the
@@ -31,6 +34,10 @@
 //!
 //! SQL here sticks to what PostgreSQL also accepts (`ON CONFLICT … DO NOTHING/UPDATE`);
 //! nothing outside this module sees rusqlite, so another backend can replace it.
+mod attackers;
+mod bounty;
+mod credentials;
+mod ingest;
 mod lifecycle;
 mod logs;
 mod migrate;
@@ -52,6 +59,10 @@ use rusqlite::{Connection, OpenFlags};
 use thiserror::Error;
 use time::{OffsetDateTime, UtcOffset};
 
+pub use attackers::{AttackerQuery, AttackerRecord, AttackerSort, CommandEntry, FingerprintEntry};
+pub use bounty::{BountyRow, NewBounty};
+pub use credentials::{CredentialRow, NewCredential};
+pub use ingest::{Applied, Changes, Ingest, IngestRow};
 pub use lifecycle::{Lifecycle, LifecycleStatus, RESTARTED};
 pub use logs::{Batch, LogRecord, Mark, StoredLog, Watermark};
 pub use migrate::SCHEMA_VERSION;

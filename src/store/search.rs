@@ -303,10 +303,10 @@ impl LogFilter {
     }
 }
 
-const ROW_COLUMNS: &str = "id, timestamp, decky, service, event_type, attacker_ip, raw_line, \
+pub(super) const ROW_COLUMNS: &str = "id, timestamp, decky, service, event_type, attacker_ip, raw_line, \
                            fields, msg, trace_id, span_id";
 
-fn log_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LogRow> {
+pub(super) fn log_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LogRow> {
     Ok(LogRow {
         id: row.get(0)?,
         timestamp: row.get(1)?,

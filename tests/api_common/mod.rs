@@ -35,6 +35,10 @@ impl Drop for Master {
 pub struct Setup {
     pub limiter: bool,
     pub developer: bool,
+    /// Artifacts root (default: `artifacts` in the master's temp dir).
+    pub artifacts_root: Option<PathBuf>,
+    /// The bus ingestion publishes on (default: none).
+    pub bus: Option<decnet::config::BusConfig>,
 }
 
 impl Default for Setup {
@@ -42,6 +46,8 @@ impl Default for Setup {
         Self {
             limiter: true,
             developer: false,
+            artifacts_root: None,
+            bus: None,
         }
     }
 }
@@ -88,6 +94,11 @@ impl Master {
                 developer: setup.developer,
                 home: PathBuf::from(dir.path()),
                 docker_host: Some("unix:///nonexistent/docker.sock".into()),
+                artifacts_root: setup
+                    .artifacts_root
+                    .clone()
+                    .unwrap_or_else(|| dir.path().join("artifacts")),
+                bus: setup.bus.clone(),
             },
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -264,6 +264,8 @@ pub fn prepare(config: &Config, store: Store) -> Result<MasterConfig, Error> {
             developer: api.developer,
             home: config.home.clone(),
             docker_host: config.docker_host.clone(),
+            artifacts_root: config.artifacts_root.clone(),
+            bus: Some(config.bus.clone()),
         },
     })
 }

@@ -20,6 +20,7 @@
 //! - [`error`]: the error shapes and the input extractors.
 //! - [`cache`], [`limiter`]: TTL caches with single flight, fixed-window rate limits.
 //! - [`health`]: component states for `/health`.
+//! - [`ingest`]: credentials, bounties and attacker profiles derived from `logs`.
 //! - [`openapi`]: the generated OpenAPI document.
 //! - [`live`]: SSE tickets and per-user stream slots (`/stream`).
 //! - [`fleet`]: the Docker engine handle, the fleet lock and background deploys.
@@ -33,6 +34,7 @@ pub mod error;
 pub mod fleet;
 pub mod health;
 pub mod http;
+pub mod ingest;
 pub mod limiter;
 pub mod live;
 pub mod openapi;
@@ -120,7 +122,10 @@ pub fn new_uuid() -> String {
 /// The `/api/v1` routes.
 fn api_routes() -> Router<AppState> {
     use auth::routes as a;
-    use routes::{config, deckies, deploy, health, logs, stream, users};
+    use routes::{
+        artifacts, attackers, bounty, config, credentials, deckies, deploy, health, logs, stream,
+        users,
+    };
     Router::new()
         .route("/auth/login", post(a::login))
         .route("/auth/sse-ticket", post(stream::sse_ticket))
@@ -141,6 +146,13 @@ fn api_routes() -> Router<AppState> {
         .route("/stats", get(logs::stats))
         .route("/logs", get(logs::logs))
         .route("/logs/histogram", get(logs::histogram))
+        .route("/attackers", get(attackers::list))
+        .route("/attackers/{uuid}", get(attackers::detail))
+        .route("/attackers/{uuid}/commands", get(attackers::commands))
+        .route("/attackers/{uuid}/artifacts", get(attackers::artifacts))
+        .route("/credentials", get(credentials::list))
+        .route("/bounty", get(bounty::list))
+        .route("/artifacts/{decky}/{stored_as}", get(artifacts::download))
         .route("/config", get(config::get_config))
         .route("/config/deployment-limit", put(config::put_limit))
         .route(
@@ -202,6 +214,7 @@ pub async fn serve(
     }
     let stop = state.shutdown.clone();
     let fleet = state.clone();
+    ingest::spawn(&state, shutdown.child_token());
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let signal = async move {
         shutdown.cancelled().await;

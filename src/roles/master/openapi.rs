@@ -5,7 +5,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::auth::routes as auth;
-use super::routes::{config, deckies, deploy, health, logs, stream, users};
+use super::routes::{
+    artifacts, attackers, bounty, config, credentials, deckies, deploy, health, logs, stream, users,
+};
 
 /// Adds the bearer scheme the routes' `security` refers to.
 struct Bearer;
@@ -32,6 +34,8 @@ impl Modify for Bearer {
         auth::login, auth::change_password, auth::logout,
         health::health,
         logs::stats, logs::logs, logs::histogram,
+        attackers::list, attackers::detail, attackers::commands, attackers::artifacts,
+        credentials::list, bounty::list, artifacts::download,
         config::get_config, config::put_limit, config::put_interval,
         users::create, users::delete, users::set_role, users::reset_password,
         stream::sse_ticket, stream::stream,

@@ -11,6 +11,7 @@ use super::db::Db;
 use super::fleet::{Fleet, FleetOptions};
 use super::health::Health;
 use super::live::Live;
+use super::routes::bounty::BountyPage;
 use super::routes::config;
 use super::routes::deckies::DeckyView;
 use super::routes::logs::{Histogram, Stats};
@@ -33,6 +34,10 @@ pub struct Settings {
     pub home: PathBuf,
     /// Docker endpoint for the health probe (`None`: the local socket).
     pub docker_host: Option<String>,
+    /// Where deckies' captured files live (`<root>/<decky>/<service dir>`).
+    pub artifacts_root: PathBuf,
+    /// The bus ingestion publishes on (`None`: no bus).
+    pub bus: Option<crate::config::BusConfig>,
 }
 
 /// Everything [`super::serve`] needs: the store, the token key and the settings.
@@ -59,6 +64,12 @@ pub struct Caches {
     pub deckies: Cached<Vec<DeckyView>>,
     /// The settings `/config` shows, 5 s.
     pub config: Cached<config::Settings>,
+    /// Unfiltered `/attackers` total, 2 s.
+    pub attackers_total: Cached<u64>,
+    /// Unfiltered `/credentials` total, 2 s.
+    pub credentials_total: Cached<u64>,
+    /// Default `/bounty` page, 5 s.
+    pub bounty_page: Cached<BountyPage>,
 }
 
 /// What the live stream and the fleet routes need beyond [`MasterConfig`].
@@ -142,6 +153,9 @@ impl AppState {
                 histogram: Cached::new(Duration::from_secs(5)),
                 deckies: Cached::new(Duration::from_secs(5)),
                 config: Cached::new(Duration::from_secs(5)),
+                attackers_total: Cached::new(Duration::from_secs(2)),
+                credentials_total: Cached::new(Duration::from_secs(2)),
+                bounty_page: Cached::new(Duration::from_secs(5)),
             },
             health: Health::new(s.docker_host.clone()),
             live: Live::new(extras.sse_max_per_user, extras.ticket_ttl),

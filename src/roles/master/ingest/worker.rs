@@ -1,0 +1,236 @@
+//! The ingestion loop: read committed rows after the cursor, derive, commit with the
+//! cursor, publish, repeat; sleep [`Tuning::idle_poll`] when there is nothing new.
+//!
+//! SQLite work runs on a blocking thread with the connection moved in and out, as the
+//! store's writer does, so the async runtime never stalls. A failed batch (the database
+//! busy past its timeout, full, …) is retried from the same cursor after
+//! [`Tuning::retry`]; since nothing of it committed, nothing is derived twice.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::json;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+use super::credentials::Dropped;
+use super::profiler::{Profiler, profiled};
+use super::{BATCH_ROWS, CURSOR_KEY, bounty, credentials};
+use crate::bus::{Bus, publish_safely, topics};
+use crate::roles::master::health::TaskResult;
+use crate::store::{Changes, Ingest, Store};
+use crate::syslog::Fields;
+
+/// How the loop paces itself.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// Rows per batch.
+    pub batch_rows: u32,
+    /// Sleep when no new row is committed.
+    pub idle_poll: Duration,
+    /// Sleep after a failed batch or an unreachable database.
+    pub retry: Duration,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            batch_rows: BATCH_ROWS,
+            idle_poll: Duration::from_millis(250),
+            retry: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A bus notification to send once its batch committed.
+type Notice = (&'static str, &'static str, serde_json::Value);
+
+/// What one batch did.
+#[derive(Debug, Default)]
+pub struct Step {
+    /// Rows derived.
+    pub rows: usize,
+    /// The cursor after the batch.
+    pub cursor: i64,
+    notices: Vec<Notice>,
+}
+
+/// Credentials dropped for a bad `secret_b64`, for rate-limited warnings.
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// The ingester's connection, cursor and profile cache.
+#[derive(Debug)]
+pub struct Pipeline {
+    ingest: Ingest,
+    cursor: i64,
+    profiler: Profiler,
+}
+
+impl Pipeline {
+    /// Opens the ingester's connection on `store` and loads the cursor.
+    pub fn open(store: &Store) -> crate::store::Result<Self> {
+        let ingest = store.ingest(CURSOR_KEY)?;
+        let cursor = ingest.cursor()?;
+        Ok(Self {
+            ingest,
+            cursor,
+            profiler: Profiler::new(),
+        })
+    }
+
+    /// The last log id derived.
+    pub fn cursor(&self) -> i64 {
+        self.cursor
+    }
+
+    /// Derives and commits the next batch of at most `limit` rows.
+    pub fn step(&mut self, limit: u32) -> crate::store::Result<Step> {
+        let rows = self.ingest.rows_after(self.cursor, limit)?;
+        let Some(last) = rows.last().map(|r| r.id) else {
+            return Ok(Step {
+                cursor: self.cursor,
+                ..Step::default()
+            });
+        };
+        let now = crate::store::sql_micros(OffsetDateTime::now_utc());
+        let ips = rows
+            .iter()
+            .map(|r| r.attacker_ip.as_str())
+            .filter(|ip| profiled(ip));
+        let mut working = self.profiler.begin(&self.ingest, ips, now)?;
+        let mut changes = Changes {
+            cursor: last,
+            ..Changes::default()
+        };
+        for row in &rows {
+            // Fields that do not parse are treated as none: the row still counts.
+            let fields = Fields::from_json(&row.fields).unwrap_or_default();
+            let credential = match credentials::extract(row, &fields) {
+                Some(Ok(c)) => {
+                    changes.credentials.push(c);
+                    true
+                }
+                Some(Err(why)) => {
+                    warn_dropped(row.id, why);
+                    false
+                }
+                None => false,
+            };
+            let found = bounty::extract(row, &fields);
+            let prints: Vec<_> = found.iter().filter_map(|f| f.fingerprint.clone()).collect();
+            working.observe(row, &fields, credential, &prints);
+            changes.bounties.extend(found.into_iter().map(|f| f.bounty));
+        }
+        for c in &mut changes.credentials {
+            c.attacker_uuid = working.uuid_of(&c.attacker_ip).map(str::to_owned);
+        }
+        let (profiles, new) = working.into_parts();
+        changes.attackers = profiles;
+        let applied = self.ingest.commit(&mut changes)?;
+        self.cursor = last;
+        let mut notices = Vec::new();
+        for (c, attempts) in changes.credentials.iter().zip(&applied.attempts) {
+            notices.push((
+                topics::CREDENTIAL_CAPTURED,
+                "credential_captured",
+                json!({
+                    "secret_sha256": c.secret_sha256, "secret_kind": c.secret_kind,
+                    "attacker_ip": c.attacker_ip, "decky": c.decky_name,
+                    "service": c.service, "attempt_count": attempts,
+                }),
+            ));
+        }
+        for a in &changes.attackers {
+            if new.contains(&a.ip) {
+                notices.push((
+                    topics::ATTACKER_OBSERVED,
+                    "attacker_observed",
+                    json!({"uuid": a.uuid, "ip": a.ip, "first_seen": a.first_seen}),
+                ));
+            }
+            notices.push((
+                topics::ATTACKER_SCORED,
+                "attacker_scored",
+                json!({
+                    "uuid": a.uuid, "ip": a.ip, "event_count": a.event_count,
+                    "service_count": a.services.len(), "decky_count": a.deckies.len(),
+                    "is_traversal": a.is_traversal, "credential_count": a.credential_count,
+                    "bounty_count": a.bounty_count, "last_seen": a.last_seen,
+                }),
+            ));
+        }
+        self.profiler.finish(changes.attackers);
+        Ok(Step {
+            rows: rows.len(),
+            cursor: last,
+            notices,
+        })
+    }
+}
+
+/// Logs a dropped credential on the 1st, 2nd, 4th… time, never with the secret.
+fn warn_dropped(id: i64, why: Dropped) {
+    let n = DROPPED.fetch_add(1, Ordering::Relaxed) + 1;
+    if n.is_power_of_two() {
+        tracing::warn!(log_id = id, reason = ?why, dropped = n, "credential dropped");
+    }
+}
+
+/// Runs the loop on `store` until `shutdown`, publishing on `bus`.
+pub async fn run(
+    store: Store,
+    bus: Arc<dyn Bus>,
+    tuning: Tuning,
+    shutdown: CancellationToken,
+) -> TaskResult {
+    let pause = |d: Duration| {
+        let shutdown = shutdown.clone();
+        async move {
+            tokio::select! {
+                () = shutdown.cancelled() => false,
+                () = tokio::time::sleep(d) => true,
+            }
+        }
+    };
+    let mut pipeline = loop {
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || Pipeline::open(&s)).await {
+            Ok(Ok(p)) => break p,
+            Ok(Err(e)) => tracing::warn!(error = %e, "ingestion: database not ready"),
+            Err(e) => return Err(format!("ingestion: {e}")),
+        }
+        if !pause(tuning.retry).await {
+            return Ok(());
+        }
+    };
+    tracing::info!(cursor = pipeline.cursor(), "ingestion started");
+    while !shutdown.is_cancelled() {
+        let limit = tuning.batch_rows;
+        let (back, outcome) = tokio::task::spawn_blocking(move || {
+            let outcome = pipeline.step(limit);
+            (pipeline, outcome)
+        })
+        .await
+        .map_err(|e| format!("ingestion: {e}"))?;
+        pipeline = back;
+        let wait = match outcome {
+            Ok(step) => {
+                for (topic, event_type, payload) in &step.notices {
+                    publish_safely(Some(bus.as_ref()), topic, payload, event_type);
+                }
+                if step.rows > 0 {
+                    continue;
+                }
+                tuning.idle_poll
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, cursor = pipeline.cursor(), "ingestion batch failed");
+                tuning.retry
+            }
+        };
+        if !pause(wait).await {
+            break;
+        }
+    }
+    Ok(())
+}
