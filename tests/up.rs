@@ -432,7 +432,7 @@ impl Stream {
     }
 
     /// Waits until the stream has carried `needle`, returning how long it took.
-    fn wait_for(&self, needle: &str, within: Duration) -> Duration {
+    async fn wait_for(&self, needle: &str, within: Duration) -> Duration {
         let started = Instant::now();
         loop {
             let text = self.seen.lock().map(|s| s.clone()).unwrap_or_default();
@@ -444,7 +444,7 @@ impl Stream {
                 started.elapsed() < within,
                 "{needle:?} not on the stream within {within:?}: {text}"
             );
-            std::thread::sleep(Duration::from_millis(50));
+            sleep(Duration::from_millis(50)).await;
         }
     }
 }
@@ -564,7 +564,7 @@ async fn end_to_end() {
     eprintln!("ssh attempt stored and served after {took:?}");
     let took = wait_credential(&base, &token, "e2euser", b"e2e-ssh-secret").await;
     eprintln!("ssh credential in /credentials after {took:?}");
-    let took = stream.wait_for("e2euser", Duration::from_secs(2));
+    let took = stream.wait_for("e2euser", Duration::from_secs(2)).await;
     eprintln!("ssh attempt on the live stream after {took:?}");
 
     let out = Command::new("curl")
