@@ -2,13 +2,18 @@
 # End-to-end attack-log pipeline: `decnet forwarder` → loopback mTLS → `decnet listener`
 # → SQLite, as separate release processes. Prints committed events/s (from forwarder
 # start until the store holds every line) and the peak RSS (VmHWM) of both processes.
-# Knobs: BENCH_LINES (1000000). Lines are 200 bytes, decnet RFC 5424 events.
+# Knobs: BENCH_LINES (1000000), BENCH_BIN (a decnet binary to measure instead of building
+# the release one, e.g. the static dist build). Lines are 200 bytes, decnet RFC 5424 events.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lines=${BENCH_LINES:-1000000}
 
-cargo build --release --locked --bin decnet >&2
-bin=$PWD/target/release/decnet
+if [ -n "${BENCH_BIN:-}" ]; then
+  bin=$BENCH_BIN
+else
+  cargo build --release --locked --bin decnet >&2
+  bin=$PWD/target/release/decnet
+fi
 work=$(mktemp -d)
 pids=()
 cleanup() {
