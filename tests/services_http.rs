@@ -319,3 +319,140 @@ fn garbage_and_truncated_requests_do_not_stop_the_server() {
         }
     }
 }
+
+/// `name,name,…` of the fingerprint event, split.
+fn ordered(event: &decnet::syslog::Event) -> Vec<String> {
+    event
+        .fields
+        .get("headers_ordered")
+        .expect("headers_ordered")
+        .split(',')
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn curl_requests_are_fingerprinted_with_ja4h_and_http2_settings() {
+    use decnet::roles::decky::http::fingerprint::{RequestParts, ja4h};
+    if !tool("curl") {
+        return;
+    }
+    let mut svc = Service::start("http", &seed(5), "web-05", "debian", &[]);
+    let out = run(curl().args([
+        "-A",
+        "Mozilla/5.0 (X11; Linux x86_64) probe",
+        "-H",
+        "Accept-Language: de-DE,de;q=0.9",
+        "-H",
+        "X-Custom-Thing: 1",
+        "-b",
+        "zeta=1; alpha=2",
+        "-e",
+        "http://203.0.113.8/",
+        &format!("http://127.0.0.1:{}/wp-login.php", svc.port),
+    ]));
+    let response = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(response.starts_with("HTTP/1.1 "), "{response}");
+    let fp = svc.next("http_request_fingerprint");
+    assert_eq!(fp.attacker_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(fp.fields.get("proto"), Some("HTTP/1.1"));
+    assert_eq!(fp.fields.get("path"), Some("/wp-login.php"));
+    let names = ordered(&fp);
+    // curl's own order and case, as sent: hyper would have lower-cased them.
+    assert_eq!(names[..3], ["Host", "User-Agent", "Accept"], "{names:?}");
+    for sent in ["Referer", "Cookie", "Accept-Language", "X-Custom-Thing"] {
+        assert!(names.iter().any(|n| n == sent), "{sent} in {names:?}");
+    }
+    assert_eq!(fp.fields.get("cookie"), Some("zeta=1; alpha=2"));
+    assert_eq!(fp.fields.get("accept_language"), Some("de-DE,de;q=0.9"));
+    let ja = fp.fields.get("ja4h").expect("ja4h");
+    // GET, HTTP/1.1, a cookie, a referer, five headers besides those two, German.
+    assert!(ja.starts_with("ge11cr05dede_"), "{ja}");
+    let expected = ja4h(&RequestParts {
+        method: "GET",
+        version: "11",
+        names: &names,
+        cookie: Some("zeta=1; alpha=2"),
+        accept_language: Some("de-DE,de;q=0.9"),
+    });
+    assert_eq!(ja, expected);
+    let access = svc.next("http_access");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .expect("a status code")
+        .to_owned();
+    assert_eq!(access.fields.get("status"), Some(status.as_str()));
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    assert_eq!(
+        access.fields.get("bytes"),
+        Some(body.len().to_string().as_str())
+    );
+
+    // HTTP/2 in clear text: the client's SETTINGS and frame order, then JA4H `ge20`.
+    let out = run(curl().args([
+        "--http2-prior-knowledge",
+        &format!("http://127.0.0.1:{}/", svc.port),
+    ]));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("HTTP/2 "),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let h2 = svc.next("http2_settings");
+    let settings = h2.fields.get("settings").expect("settings");
+    assert!(
+        !settings.is_empty()
+            && settings.split(';').all(|kv| kv
+                .split_once(':')
+                .is_some_and(|(k, v)| k.parse::<u16>().is_ok() && v.parse::<u32>().is_ok())),
+        "{settings}"
+    );
+    let frames = h2.fields.get("frame_order").expect("frame_order");
+    assert!(
+        frames.starts_with("SETTINGS") && frames.ends_with("HEADERS"),
+        "{frames}"
+    );
+    let mut pseudo: Vec<&str> = h2
+        .fields
+        .get("pseudo_header_order")
+        .expect("pseudo-headers")
+        .split(',')
+        .collect();
+    pseudo.sort_unstable();
+    assert_eq!(pseudo, ["a", "m", "p", "s"]);
+    let akamai = h2.fields.get("akamai").expect("akamai");
+    assert!(akamai.starts_with(&format!("{settings}|")), "{akamai}");
+    let fp2 = svc.next("http_request_fingerprint");
+    assert_eq!(fp2.fields.get("proto"), Some("HTTP/2.0"));
+    assert!(
+        fp2.fields
+            .get("ja4h")
+            .is_some_and(|j| j.starts_with("ge20nn")),
+        "{:?}",
+        fp2.fields.get("ja4h")
+    );
+    assert_eq!(ordered(&fp2)[..2], ["user-agent", "accept"]);
+}
+
+#[test]
+fn https_over_h2_is_fingerprinted_too() {
+    if !tool("curl") {
+        return;
+    }
+    let mut svc = Service::start("https", &seed(6), "web-06", "ubuntu22", &[]);
+    let out = run(curl().args(["-k", "--http2", &format!("https://127.0.0.1:{}/", svc.port)]));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("HTTP/2 "),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let h2 = svc.next("http2_settings");
+    assert!(h2.fields.get("settings").is_some_and(|s| !s.is_empty()));
+    let fp = svc.next("http_request_fingerprint");
+    assert!(
+        fp.fields
+            .get("ja4h")
+            .is_some_and(|j| j.starts_with("ge20nn"))
+    );
+}

@@ -6,17 +6,20 @@
 //! Each request becomes one `request` event (method, path, headers as a JSON object, a
 //! body preview of at most 512 characters, and the credential fields when the request
 //! carries a Basic/Bearer/Digest `Authorization` or a urlencoded login form), then gets
-//! the page of [`fronts`]. Bounds: header block 16 KiB (HTTP/1) / header list 16 KiB
+//! the page of [`fronts`], and an `http_access` event (status, bytes) once answered;
+//! [`fingerprint`] adds `http_request_fingerprint` (JA4H, header order) whenever a
+//! connection's JA4H changes, and `http2_settings` once per HTTP/2 connection. Bounds: header block 16 KiB (HTTP/1) / header list 16 KiB
 //! (HTTP/2), at most 32 concurrent streams, bodies read up to 64 KiB (more is answered
 //! 413 and the connection closed), plus the idle and total timeouts of [`conn`](super::conn).
 mod auth;
+pub mod fingerprint;
 pub mod fronts;
 pub mod tls;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,6 +33,7 @@ use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsAcceptor;
 
+use self::fingerprint::{RequestParts, Shared, Tap};
 use self::fronts::{Ask, Front, Site};
 use super::conn::{Conn, Handler, Limits};
 use super::events::cap_str;
@@ -177,6 +181,10 @@ fn extra_headers(raw: &str) -> Vec<(HeaderName, HeaderValue)> {
 
 /// The PHP build the persona's distro ships, as `X-Powered-By` shows it.
 fn php_version(p: &Persona) -> String {
+    if p.is_windows() {
+        // windows.php.net's builds say nothing about a distro.
+        return (*p.pick("php-release", &["PHP/8.2.20", "PHP/8.2.24", "PHP/8.3.12"])).to_owned();
+    }
     let builds: &[&str] = match p.distro.slug {
         "ubuntu22" => &[
             "PHP/8.1.2-1ubuntu2.14",
@@ -215,6 +223,14 @@ async fn serve_conn(state: Arc<State>, conn: Conn) {
     }
 }
 
+/// What one connection's requests share: the tap's recording and the fingerprints
+/// already reported.
+#[derive(Default)]
+struct ConnSeen {
+    recording: Shared,
+    last_ja4h: Mutex<String>,
+}
+
 async fn serve_http<S>(state: Arc<State>, stream: S, peer: SocketAddr, local: SocketAddr)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -233,10 +249,16 @@ where
         (false, true) => builder.http2_only(),
         _ => builder,
     };
+    let (stream, recording) = Tap::new(stream);
+    let seen = Arc::new(ConnSeen {
+        recording,
+        ..ConnSeen::default()
+    });
     let svc_state = state.clone();
     let service = service_fn(move |req| {
         let state = svc_state.clone();
-        async move { Ok::<_, Infallible>(respond(&state, req, peer, local.port()).await) }
+        let seen = seen.clone();
+        async move { Ok::<_, Infallible>(respond(&state, &seen, req, peer, local.port()).await) }
     });
     // Errors here are the client's doing (garbage, resets, timeouts): nothing to report.
     let _ = builder
@@ -246,6 +268,7 @@ where
 
 async fn respond(
     state: &State,
+    seen: &ConnSeen,
     req: Request<Incoming>,
     peer: SocketAddr,
     port: u16,
@@ -293,6 +316,7 @@ async fn respond(
         event = c.apply(event);
     }
     state.emitter.emit(event).await;
+    fingerprints(state, seen, &parts, &path, peer).await;
 
     let cookie = session_id(state, peer);
     let login_failed = credential
@@ -317,6 +341,7 @@ async fn respond(
         &state.site
     };
     let page = fronts::page(site, &ask, OffsetDateTime::now_utc());
+    let bytes = page.body.len();
     let mut response = Response::new(Full::new(Bytes::from(page.body)));
     *response.status_mut() = page.status;
     let headers = response.headers_mut();
@@ -326,7 +351,107 @@ async fn respond(
     if too_large {
         headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
+    let access = state
+        .emitter
+        .peer_event("http_access", peer)
+        .param("remote_addr", peer.ip().to_canonical().to_string())
+        .param("method", method)
+        .param("path", cap_str(&path, MAX_PATH))
+        .param("proto", format!("{:?}", parts.version))
+        .param("status", response.status().as_u16().to_string())
+        .param("bytes", bytes.to_string());
+    state.emitter.emit(access).await;
     response
+}
+
+/// Emits `http2_settings` on an HTTP/2 connection's first request and
+/// `http_request_fingerprint` whenever the connection's JA4H changes.
+async fn fingerprints(
+    state: &State,
+    seen: &ConnSeen,
+    parts: &http::request::Parts,
+    path: &str,
+    peer: SocketAddr,
+) {
+    let em = &state.emitter;
+    let remote = peer.ip().to_canonical().to_string();
+    let proto = format!("{:?}", parts.version);
+    let (version, names) = if parts.version == http::Version::HTTP_2 {
+        let h2 = seen.recording.lock().ok().and_then(|mut r| r.take_h2());
+        if let Some(fp) = h2 {
+            let event = em
+                .peer_event("http2_settings", peer)
+                .param("remote_addr", remote.clone())
+                .param("settings", fp.settings.clone())
+                .param("window_update", fp.window_update.to_string())
+                .param("priority", fp.priority.clone())
+                .param("pseudo_header_order", fp.pseudo_header_order.clone())
+                .param("frame_order", fp.frame_order.clone())
+                .param("akamai", fp.akamai());
+            em.emit(event).await;
+        }
+        let names = parts.headers.keys().map(|n| n.as_str().to_owned());
+        ("20", names.collect::<Vec<_>>())
+    } else {
+        let target = parts.uri.to_string();
+        let taken = seen
+            .recording
+            .lock()
+            .ok()
+            .and_then(|mut r| r.take_head(parts.method.as_str(), &target));
+        let names = taken.unwrap_or_else(|| {
+            parts
+                .headers
+                .keys()
+                .map(|n| title_case(n.as_str()))
+                .collect()
+        });
+        let version = match parts.version {
+            http::Version::HTTP_10 => "10",
+            http::Version::HTTP_09 => "09",
+            _ => "11",
+        };
+        (version, names)
+    };
+    let cookies: Vec<&str> = parts
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let cookie = (!cookies.is_empty()).then(|| cookies.join("; "));
+    let language = parts
+        .headers
+        .get(http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    let ja4h = fingerprint::ja4h(&RequestParts {
+        method: parts.method.as_str(),
+        version,
+        names: &names,
+        cookie: cookie.as_deref(),
+        accept_language: language,
+    });
+    if let Ok(mut last) = seen.last_ja4h.lock() {
+        if *last == ja4h {
+            return;
+        }
+        last.clone_from(&ja4h);
+    }
+    let mut event = em
+        .peer_event("http_request_fingerprint", peer)
+        .param("remote_addr", remote)
+        .param("proto", proto)
+        .param("method", parts.method.as_str())
+        .param("path", cap_str(path, MAX_PATH))
+        .param("ja4h", ja4h)
+        .param("headers_ordered", cap_str(&names.join(","), MAX_HEADERS));
+    if let Some(c) = &cookie {
+        event = event.param("cookie", cap_str(c, MAX_HEADER_VALUE));
+    }
+    if let Some(l) = language {
+        event = event.param("accept_language", cap_str(l, MAX_HEADER_VALUE));
+    }
+    em.emit(event).await;
 }
 
 fn is_form(headers: &HeaderMap) -> bool {
