@@ -141,7 +141,7 @@ fn dry_run_prints_the_plan_and_a_compose_file_and_creates_nothing() {
     let dir = util::Dir::new();
     let compose = dir.path().join("decnet-compose.yml");
     let ini = format!(
-        "{GENERAL}[web]\nip = 203.0.113.20\nservices = http, smtp_relay\nnmap_os = windows\n"
+        "{GENERAL}[web]\nip = 203.0.113.20\nservices = http, smtp_relay\nnmap_os = embedded\n"
     );
     let (code, out, err) = deploy(
         &dir,
@@ -164,7 +164,7 @@ fn dry_run_prints_the_plan_and_a_compose_file_and_creates_nothing() {
         out.contains("container web-smtp-relay: decnet/decky:"),
         "{out}"
     );
-    assert!(out.contains("net.ipv4.ip_default_ttl=128"), "{out}");
+    assert!(out.contains("net.ipv4.ip_default_ttl=255"), "{out}");
     let artifacts = dir.path().join("artifacts");
     let mount = format!(
         "    mount {} -> /var/spool/mqueue (rw)\n",
@@ -187,6 +187,32 @@ fn dry_run_prints_the_plan_and_a_compose_file_and_creates_nothing() {
     assert!(yml.contains("network_mode: \"service:web\""), "{yml}");
     assert!(yml.contains("\"target\":\"/var/spool/mqueue\""), "{yml}");
     assert!(!artifacts.exists(), "a dry run creates no directory");
+    nothing_left(dir.path());
+}
+
+#[test]
+fn a_windows_decky_cannot_offer_a_linux_shell() {
+    let dir = util::Dir::new();
+    let ini = format!(
+        "{GENERAL}[win]\nip = 203.0.113.21\nservices = http, ftp, ssh\nnmap_os = windows\n"
+    );
+    let (code, out, err) = deploy(&dir, &ini, &["--dry-run"]);
+    assert_ne!(code, Some(0), "{out}");
+    assert!(
+        err.contains(
+            "[win] ssh cannot pass for a windows host (its shell is an emulated Linux bash)"
+        ),
+        "{err}"
+    );
+    let ini = format!(
+        "{GENERAL}[win]\nip = 203.0.113.21\nservices = http, ftp, mysql\nnmap_os = windows\n"
+    );
+    let (code, _, err) = deploy(&dir, &ini, &["--dry-run"]);
+    assert_eq!(
+        code,
+        Some(0),
+        "IIS, Microsoft FTP and MySQL for Windows fit: {err}"
+    );
     nothing_left(dir.path());
 }
 

@@ -22,7 +22,7 @@ mod services;
 
 pub use archetypes::{ARCHETYPES, Archetype, archetype};
 pub use distros::{DISTROS, Distro, HOSTNAME_WORDS, HostnameStyle, distro};
-pub use os::{Cloak, IpId, OS_PROFILES, OsProfile, os_profile};
+pub use os::{Cloak, IpId, OS_PROFILES, OsProfile, os_profile, service_conflict};
 pub use persona::{KeyKind, PersonaKey};
 pub use persona_values::PersonaError;
 pub use services::{

@@ -110,9 +110,50 @@ pub fn os_profile(nmap_os: &str) -> &'static OsProfile {
         .unwrap_or(&OS_PROFILES[0])
 }
 
+/// Services whose emulation can only pass for Linux software, so a Windows persona
+/// cannot offer them without contradicting its TTL, its IIS and its FTP banner: the
+/// emulated shell behind ssh and telnet is bash on a Linux file system, redis's `INFO`
+/// shows a Linux build (epoll, systemd, `/usr/bin/redis-server`) and smtp speaks as
+/// Postfix, Exim or Sendmail. Windows personas get IIS for http/https, Microsoft FTP
+/// Service for ftp, and the vendor's Windows builds for mysql; postgres shows nothing
+/// OS-specific before authentication fails.
+const LINUX_ONLY: &[(&str, &str)] = &[
+    ("ssh", "its shell is an emulated Linux bash"),
+    ("telnet", "its shell is an emulated Linux bash"),
+    ("redis", "its INFO describes a Linux build of redis"),
+    ("smtp", "it speaks as Postfix, Exim or Sendmail"),
+    ("smtp_relay", "it speaks as Postfix, Exim or Sendmail"),
+];
+
+/// Why `service` cannot run on a decky of OS family `nmap_os` without contradicting it,
+/// if it cannot.
+pub fn service_conflict(nmap_os: &str, service: &str) -> Option<&'static str> {
+    if !os_profile(nmap_os).name.starts_with("windows") {
+        return None;
+    }
+    LINUX_ONLY
+        .iter()
+        .find(|(name, _)| *name == service)
+        .map(|(_, why)| *why)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn windows_refuses_linux_only_services() {
+        assert_eq!(
+            service_conflict("windows", "ssh"),
+            Some("its shell is an emulated Linux bash")
+        );
+        assert!(service_conflict("windows_server", "redis").is_some());
+        for ok in ["ftp", "http", "https", "mysql", "postgres", "smb", "rdp"] {
+            assert_eq!(service_conflict("windows_server", ok), None, "{ok}");
+        }
+        assert_eq!(service_conflict("linux", "ssh"), None);
+        assert_eq!(service_conflict("embedded", "telnet"), None);
+    }
 
     fn value(profile: &str, key: &str) -> Option<&'static str> {
         os_profile(profile)

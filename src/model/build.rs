@@ -183,6 +183,7 @@ pub fn from_ini(
             seed: DeckySeed::generate(),
         };
         decky.validate()?;
+        os_consistent(&decky)?;
         deckies.push(decky);
     }
     Ok(deckies)
@@ -272,6 +273,7 @@ pub fn from_flags(net: &Network, opts: &FlagOptions) -> Result<Vec<DeckyConfig>,
             seed: DeckySeed::generate(),
         };
         decky.validate()?;
+        os_consistent(&decky)?;
         deckies.push(decky);
     }
     Ok(deckies)
@@ -375,6 +377,22 @@ fn distinct_random_services(rng: &mut Rng, used: &mut BTreeSet<BTreeSet<String>>
     }
     used.insert(set.iter().cloned().collect());
     set
+}
+
+/// Refuses a decky whose services would contradict its OS family (a Windows host
+/// offering a Linux shell over ssh, …).
+fn os_consistent(d: &DeckyConfig) -> Result<(), Error> {
+    for service in &d.services {
+        if let Some(why) = catalog::service_conflict(&d.nmap_os, service) {
+            return Err(Error::OsConflict {
+                name: d.name.clone(),
+                service: service.clone(),
+                os: d.nmap_os.clone(),
+                why,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A hostname in `style`: `SRV-DELTA-42`, `web17.localdomain`, `nova-23` or `kilo-proxy`.

@@ -153,6 +153,20 @@ pub enum Error {
         /// How many were free.
         found: usize,
     },
+    /// A service that would contradict the decky's OS family.
+    #[error(
+        "[{name}] {service} cannot pass for a {os} host ({why}); drop it from this decky or give the decky a Linux OS profile."
+    )]
+    OsConflict {
+        /// The decky.
+        name: String,
+        /// The service.
+        service: String,
+        /// The decky's `nmap_os`.
+        os: String,
+        /// What in the service gives the OS away.
+        why: &'static str,
+    },
     /// `--ip-start` outside the subnet.
     #[error("--ip-start {ip} is outside the subnet {subnet}.")]
     IpStartOutside {

@@ -235,6 +235,15 @@ pub async fn serve(
     events: mpsc::Sender<String>,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
+    if let Some(why) = catalog::service_conflict(spec.persona.os.name, &spec.name) {
+        return Err(Error::Setting {
+            service: spec.name.clone(),
+            reason: format!(
+                "cannot pass for a {} host ({why}); run it on a decky with a Linux OS profile",
+                spec.persona.os.name
+            ),
+        });
+    }
     let emitter = Emitter::new(&spec.persona.node, &spec.name, events);
     let bound: Vec<String> = sockets
         .tcp

@@ -70,6 +70,8 @@ const RELEASES: &[(&str, &[&str])] = &[
     ("fedora", &["10.5.22-MariaDB", "10.5.23-MariaDB"]),
     ("kali", &["11.4.3-MariaDB-1", "11.8.2-MariaDB-1"]),
     ("arch", &["11.4.4-MariaDB", "11.4.5-MariaDB"]),
+    // Oracle's MSI builds, what a Windows host runs: no distro suffix.
+    ("windows", &["8.0.39", "8.0.40", "8.0.41"]),
 ];
 
 /// Which server family a version string names, and what its greeting carries.
@@ -183,9 +185,14 @@ pub fn version(persona: &Persona, setting: Option<&str>) -> String {
     if let Some(v) = setting.filter(|v| !v.trim().is_empty()) {
         return v.to_owned();
     }
+    let key = if persona.is_windows() {
+        "windows"
+    } else {
+        persona.distro.slug
+    };
     let releases = RELEASES
         .iter()
-        .find(|r| r.0 == persona.distro.slug)
+        .find(|r| r.0 == key)
         .map_or(&["10.11.6-MariaDB-0+deb12u1"][..], |r| r.1);
     (*persona.pick("mysql-release", releases)).to_owned()
 }
