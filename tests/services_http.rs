@@ -436,7 +436,7 @@ fn curl_requests_are_fingerprinted_with_ja4h_and_http2_settings() {
 }
 
 #[test]
-fn https_over_h2_is_fingerprinted_too() {
+fn https_clients_are_fingerprinted_by_their_hello_and_h2_frames() {
     if !tool("curl") {
         return;
     }
@@ -447,6 +447,26 @@ fn https_over_h2_is_fingerprinted_too() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // curl sends no SNI for an IP address, and offers h2 first.
+    let hello = svc.next("tls_client_hello");
+    let ja4 = hello.fields.get("ja4").expect("ja4");
+    assert!(
+        ja4.starts_with("t13i") && ja4[8..].starts_with("h2_"),
+        "{ja4}"
+    );
+    assert_eq!(ja4.len(), 36, "{ja4}");
+    let ja3 = hello.fields.get("ja3").expect("ja3");
+    assert!(
+        ja3.len() == 32 && ja3.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{ja3}"
+    );
+    assert!(
+        hello
+            .fields
+            .get("ja3_full")
+            .is_some_and(|f| f.starts_with("771,"))
+    );
+    assert_eq!(hello.fields.get("alpn"), Some("h2,http/1.1"));
     let h2 = svc.next("http2_settings");
     assert!(h2.fields.get("settings").is_some_and(|s| !s.is_empty()));
     let fp = svc.next("http_request_fingerprint");

@@ -74,6 +74,12 @@ impl Recording {
         Some(names)
     }
 
+    /// Everything recorded so far; recording stops (the TLS handshake is over).
+    pub fn take_all(&mut self) -> Vec<u8> {
+        self.stopped = true;
+        std::mem::take(&mut self.bytes)
+    }
+
     /// The HTTP/2 fingerprint of the connection if it starts with the preface and its
     /// first HEADERS frame has arrived; recording stops once asked.
     pub fn take_h2(&mut self) -> Option<H2Fingerprint> {

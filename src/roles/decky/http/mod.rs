@@ -8,12 +8,14 @@
 //! carries a Basic/Bearer/Digest `Authorization` or a urlencoded login form), then gets
 //! the page of [`fronts`], and an `http_access` event (status, bytes) once answered;
 //! [`fingerprint`] adds `http_request_fingerprint` (JA4H, header order) whenever a
-//! connection's JA4H changes, and `http2_settings` once per HTTP/2 connection. Bounds: header block 16 KiB (HTTP/1) / header list 16 KiB
+//! connection's JA4H changes, and `http2_settings` once per HTTP/2 connection; https
+//! adds `tls_client_hello` (JA3, JA4, [`hello`]) once per connection. Bounds: header block 16 KiB (HTTP/1) / header list 16 KiB
 //! (HTTP/2), at most 32 concurrent streams, bodies read up to 64 KiB (more is answered
 //! 413 and the connection closed), plus the idle and total timeouts of [`conn`](super::conn).
 mod auth;
 pub mod fingerprint;
 pub mod fronts;
+pub mod hello;
 pub mod tls;
 
 use std::convert::Infallible;
@@ -215,12 +217,44 @@ async fn serve_conn(state: Arc<State>, conn: Conn) {
     } = conn;
     match state.tls.clone() {
         Some(acceptor) => {
-            if let Ok(tls) = acceptor.accept(stream).await {
+            // The ClientHello is read off the wire under rustls, which does not show
+            // the extension order JA3 and JA4 need; a failed handshake is logged too.
+            let (tap, recording) = Tap::new(stream);
+            let accepted = acceptor.accept(tap).await;
+            let raw = recording
+                .lock()
+                .map(|mut r| r.take_all())
+                .unwrap_or_default();
+            if let Some(hello) = hello::ClientHello::parse(&raw) {
+                client_hello(&state, &hello, peer).await;
+            }
+            if let Ok(tls) = accepted {
                 serve_http(state, tls, peer, local).await;
             }
         }
         None => serve_http(state, stream, peer, local).await,
     }
+}
+
+/// Emits `tls_client_hello` (JA3, JA4, SNI, ALPN) for one https connection.
+async fn client_hello(state: &State, hello: &hello::ClientHello, peer: SocketAddr) {
+    let em = &state.emitter;
+    let alpn: Vec<String> = hello
+        .alpn
+        .iter()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
+    let mut event = em
+        .peer_event("tls_client_hello", peer)
+        .param("remote_addr", peer.ip().to_canonical().to_string())
+        .param("ja3", hello.ja3())
+        .param("ja3_full", cap_str(&hello.ja3_full(), MAX_PATH))
+        .param("ja4", hello.ja4())
+        .param("alpn", cap_str(&alpn.join(","), MAX_HEADER_VALUE));
+    if let Some(sni) = &hello.sni {
+        event = event.param("sni", cap_str(sni, 255));
+    }
+    em.emit(event).await;
 }
 
 /// What one connection's requests share: the tap's recording and the fingerprints
