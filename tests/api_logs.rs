@@ -4,6 +4,7 @@ mod api_common;
 mod util;
 
 use api_common::{Master, Setup, have_curl};
+use decnet::store::LogRecord;
 use serde_json::Value;
 
 fn line(
@@ -299,4 +300,56 @@ async fn histogram_and_stats_count_what_is_stored() {
             "total_logs": 6, "unique_attackers": 2, "active_deckies": 0, "deployed_deckies": 0
         })
     );
+}
+
+/// The unfiltered first page is served from a 1 s cache: it catches up with new events
+/// by itself, while every other page sees them at once, and once fresh it is the very
+/// page the uncached path builds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_polled_first_page_catches_up_and_matches_the_uncached_one() {
+    if !have_curl() {
+        return;
+    }
+    let m = Master::start(Setup::default()).await;
+    let all = lines();
+    m.write_lines(&all[..3]).await;
+    let t = m.admin().await;
+    let (_, first) = search(&m, &t, "").await;
+    assert_eq!(msgs(&first), ["Failed login", "Failed login", "GET /admin"]);
+
+    let (writer, task) = m.store.spawn_writer().expect("writer");
+    let later = all[3..]
+        .iter()
+        .enumerate()
+        .map(|(i, l)| LogRecord::from_line("local", "later", i as u64 + 1, l.as_bytes()))
+        .collect();
+    assert_eq!(writer.write(later).await.expect("commit").inserted, 3);
+    drop(writer);
+    task.await.expect("writer task");
+
+    let (_, second) = search(&m, &t, "limit=50&offset=1").await;
+    assert_eq!(
+        msgs(&second).len(),
+        5,
+        "an uncached page sees new rows at once"
+    );
+    let mut cached = Value::Null;
+    for _ in 0..100 {
+        (_, cached) = search(&m, &t, "limit=50&offset=0").await;
+        if cached["total"] == 6 && msgs(&cached).len() == 6 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        msgs(&cached)[0],
+        "GET /x_y",
+        "the cached page caught up: {cached}"
+    );
+    assert_eq!(cached["total"], 6);
+    // A time bound that excludes nothing takes the uncached path.
+    let (_, uncached) = search(&m, &t, "start_time=2000-01-01").await;
+    assert_eq!(cached, uncached);
+    let (_, absent) = search(&m, &t, "").await;
+    assert_eq!(absent, cached, "no limit and limit=50 are one page");
 }

@@ -1,10 +1,12 @@
 #!/usr/bin/python3
 """Drives the decnet dashboard in headless Chromium (Debian's chromium + chromium-driver,
-python3-selenium), against a real master started by tests/dashboard_browser.rs.
+python3-selenium), against the `decnet up` that tests/dashboard_browser.rs started, while
+that side attacks two real decky services whose events flow through the real pipeline.
 
 Talks to the Rust side over stdin/stdout, one line each way:
-  -> "EVENTS <n> <marker>"   asks it to store n events whose message carries <marker>
-  <- "OK"                    they are committed
+  -> "ATTACK ssh <command>"  asks it to log in to the ssh decky as root and run <command>
+  -> "ATTACK http <path>"    asks it to request <path> of the http decky with Basic auth
+  <- "OK"                    the attack is done (its events are on their way, not stored)
   -> "SHOT <path>"           a screenshot was saved
   -> "PASS"                  every check held (the exit code says the same)
 Anything else it prints is progress for the test log.
@@ -22,22 +24,21 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-# Routes other engineers are building; until they land the master answers 404 and the
-# page shows "not available". Chromium logs each such fetch as a console error, which is
-# expected here; any other console error fails the test.
-PENDING = ("/attackers", "/credentials", "/bounty", "/deckies", "/system/deployment-mode",
-           "/auth/sse-ticket", "/stream")
+# What the attacker types over ssh: markup that must stay text wherever it is shown.
+MARKUP = "live-<img src=x onerror=window.__xss=1>-marker"
+# A command typed while the live logs page tails the ssh events.
+TAIL = "tail-marker"
 
 
 def say(*words):
     print(*words, flush=True)
 
 
-def events(n, marker):
-    say("EVENTS", n, marker)
+def attack(kind, what):
+    say("ATTACK", kind, what)
     reply = sys.stdin.readline().strip()
     if reply != "OK":
-        raise SystemExit(f"event insert failed: {reply!r}")
+        raise SystemExit(f"attack failed: {reply!r}")
 
 
 def wait(driver, what, fn, timeout=25):
@@ -80,11 +81,10 @@ class Run:
             if entry.get("level") != "SEVERE":
                 continue
             msg = entry.get("message", "")
-            pending = any(f"/api/v1{p}" in msg for p in PENDING) and "404" in msg
             unhealthy = "/api/v1/health" in msg and "503" in msg
             # The test's own wrong password, on purpose.
             refused = "/api/v1/auth/login" in msg and "401" in msg
-            if not (pending or unhealthy or refused):
+            if not (unhealthy or refused):
                 self.errors.append(msg)
 
     def shot(self, name):
@@ -145,12 +145,15 @@ class Run:
                   ".map(e => { const r = e.getBoundingClientRect(); return [r.top, r.height]; })")
         placed = d.execute_script(layout)
         say("overview shows", before, "events; mode", d.find_element(By.ID, "live-mode").text)
-        # A log line an attacker controls: markup in it must stay text.
-        events(3, "live-<img src=x onerror=window.__xss=1>-marker")
-        wait(d, "counter to rise by 3", lambda d: number(text(d, "#stat-total_logs")) >= before + 3, timeout=30)
-        wait(d, "feed to show the new events", lambda d: "live-<img src=x onerror=window.__xss=1>-marker" in text(d, "#feed"))
+        # A command an attacker types: markup in it must stay text.
+        attack("ssh", f"echo '{MARKUP}'")
+        wait(d, "counter to rise", lambda d: number(text(d, "#stat-total_logs")) > before, timeout=30)
+        wait(d, "feed to show the attacker's command", lambda d: MARKUP in text(d, "#feed"), timeout=30)
         if d.execute_script("return window.__xss === 1 || document.querySelectorAll('#feed img').length > 0"):
             raise SystemExit("attacker markup was rendered as HTML")
+        seen = number(text(d, "#stat-total_logs"))
+        attack("http", "/admin/login.php")
+        wait(d, "counter to count the http request", lambda d: number(text(d, "#stat-total_logs")) > seen, timeout=30)
         if d.execute_script(layout) != placed:
             raise SystemExit("the overview's layout moved when live data arrived")
         rows = len(d.find_elements(By.CSS_SELECTOR, "#feed .feed-row"))
@@ -170,25 +173,35 @@ class Run:
         cells = "return [...document.querySelectorAll('tbody td:nth-child(3)')].map(e => e.textContent)"
         wait(d, "only ssh rows after searching service:ssh", lambda d: set(d.execute_script(cells)) == {"ssh"})
         say("search service:ssh:", text(d, "#log-total"))
-        events(2, "tail-marker")
-        wait(d, "live tail rows", lambda d: "tail-marker" in text(d, "tbody"), timeout=30)
+        attack("ssh", f"echo {TAIL}")
+        wait(d, "live tail rows", lambda d: TAIL in text(d, "tbody"), timeout=30)
         d.find_element(By.CSS_SELECTOR, "tbody tr.clickable").click()
         wait(d, "row detail", lambda d: d.find_elements(By.CSS_SELECTOR, "tr.detail pre.json"))
         self.both_themes("04-live-logs")
 
+    def tab(self, label, what, fn):
+        d = self.d
+        d.find_element(By.XPATH, f"//div[@class='tabs']/button[text()='{label}']").click()
+        wait(d, what, fn, timeout=30)
+
     def attackers(self):
         d = self.d
         self.nav("/attackers", "#attacker-search")
-        wait(d, "attackers loaded", lambda d: d.find_elements(By.CSS_SELECTOR, "tbody tr, .empty"))
+        row = "//tbody/tr[contains(@class, 'clickable')][.//td[text()='127.0.0.1'] or .//span[text()='127.0.0.1']]"
+        wait(d, "the attacker listed", lambda d: d.find_elements(By.XPATH, row), timeout=30)
         self.both_themes("05-attackers")
-        rows = d.find_elements(By.CSS_SELECTOR, "tbody tr.clickable")
-        if rows:
-            rows[0].click()
-            wait(d, "attacker detail", lambda d: d.find_elements(By.ID, "attacker-ip"))
-            wait(d, "timeline", lambda d: d.find_elements(By.CSS_SELECTOR, ".tabs + div table, .tabs + div .empty"))
-            self.both_themes("06-attacker-detail")
-        else:
-            say("attackers: none listed (", text(d, ".empty"), ") - detail skipped")
+        d.find_element(By.XPATH, row).click()
+        wait(d, "attacker detail", lambda d: text(d, "#attacker-ip") == "127.0.0.1")
+        wait(d, "timeline", lambda d: TAIL in text(d, ".tabs + div"), timeout=30)
+        self.both_themes("06-attacker-detail")
+        creds = lambda d: all(s in text(d, ".tabs + div tbody") for s in ("root", self.args.ssh_password, self.args.web_user))
+        self.tab("Credentials", "the ssh and http credentials", creds)
+        self.both_themes("07-attacker-credentials")
+        cmds = lambda d: all(s in text(d, ".tabs + div tbody") for s in (MARKUP, f"echo {TAIL}", "uname -a"))
+        self.tab("Commands", "the commands typed over ssh", cmds)
+        if d.execute_script("return window.__xss === 1 || document.querySelectorAll('.tabs + div img').length > 0"):
+            raise SystemExit("attacker markup was rendered as HTML")
+        self.both_themes("08-attacker-commands")
 
     def simple(self, route, ready, name):
         self.nav(route, ready)
@@ -207,15 +220,15 @@ class Run:
             self.overview_updates_live()
             self.live_logs()
             self.attackers()
-            self.simple("/credentials", "#credential-search", "07-credentials")
-            self.simple("/bounty", "#bounty-search", "08-bounty")
-            self.simple("/fleet", "#decky-cards", "09-fleet")
+            self.simple("/credentials", "#credential-search", "09-credentials")
+            self.simple("/bounty", "#bounty-search", "10-bounty")
+            self.simple("/fleet", "#decky-cards", "11-fleet")
             self.nav("/config", ".settings")
             wait(self.d, "users table", lambda d: "admin" in text(d, "tbody"))
-            self.both_themes("10-users-config")
+            self.both_themes("12-users-config")
             self.keyboard()
             self.d.set_window_size(420, 900)
-            self.shot("11-overview-narrow")
+            self.shot("13-overview-narrow")
             self.collect_console()
         finally:
             self.d.quit()
@@ -229,6 +242,8 @@ def main():
     p.add_argument("--url", required=True)
     p.add_argument("--password", required=True)
     p.add_argument("--new-password", required=True)
+    p.add_argument("--web-user", required=True)
+    p.add_argument("--ssh-password", required=True)
     p.add_argument("--shots", required=True)
     p.add_argument("--chromium", default="/usr/bin/chromium")
     p.add_argument("--driver", default="/usr/bin/chromedriver")

@@ -58,6 +58,8 @@ pub struct Caches {
     pub stats: Cached<Stats>,
     /// Unfiltered `/logs` total, 2 s.
     pub logs_total: Cached<u64>,
+    /// Body of the unfiltered first `/logs` page of the default size, 1 s.
+    pub logs_page: Cached<bytes::Bytes>,
     /// Default `/logs/histogram`, 5 s.
     pub histogram: Cached<Histogram>,
     /// `/deckies`, 5 s.
@@ -150,6 +152,7 @@ impl AppState {
             caches: Caches {
                 stats: Cached::new(Duration::from_secs(5)),
                 logs_total: Cached::new(Duration::from_secs(2)),
+                logs_page: Cached::new(super::routes::logs::PAGE_TTL),
                 histogram: Cached::new(Duration::from_secs(5)),
                 deckies: Cached::new(Duration::from_secs(5)),
                 config: Cached::new(Duration::from_secs(5)),
