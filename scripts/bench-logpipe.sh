@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end attack-log pipeline: `decnet forwarder` → loopback mTLS → `decnet listener`
-# → SQLite, as separate release processes. Prints committed events/s (from forwarder
+# → SQLite, as separate processes. Prints committed events/s (from forwarder
 # start until the store holds every line) and the peak RSS (VmHWM) of both processes.
-# Knobs: BENCH_LINES (1000000), BENCH_BIN (a decnet binary to measure instead of building
-# the release one, e.g. the static dist build). Lines are 200 bytes, decnet RFC 5424 events.
+# Measures the binary operators run: the static `dist` build of scripts/build-static.sh.
+# Knobs: BENCH_LINES (1000000), BENCH_BIN (another decnet binary to measure instead, e.g.
+# target/release/decnet). Lines are 200 bytes, decnet RFC 5424 events.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lines=${BENCH_LINES:-1000000}
@@ -11,8 +12,7 @@ lines=${BENCH_LINES:-1000000}
 if [ -n "${BENCH_BIN:-}" ]; then
   bin=$BENCH_BIN
 else
-  cargo build --release --locked --bin decnet >&2
-  bin=$PWD/target/release/decnet
+  bin=$(scripts/build-static.sh | tail -n 1)
 fi
 work=$(mktemp -d)
 pids=()
