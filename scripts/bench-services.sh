@@ -2,8 +2,11 @@
 # Service throughput and memory against one decky process each (release build):
 #   http   requests/s with wrk (keep-alive, GET /), and the process's VmHWM under that load
 #   https  the same over TLS (wrk, HTTP/1.1)
-#   ssh    failed-password logins/s, each a full handshake (OpenSSH ssh via sshpass,
-#          parallel clients), and VmHWM — only where ssh is emulated ("needs ssh" else)
+#   ssh    failed-password logins/s, each a full handshake (new TCP connection, key
+#          exchange, one wrong password, disconnect) from the Rust load generator
+#          benches/ssh (russh client, BENCH_SSH_CONNS concurrent), p50/p99, and VmHWM:
+#          once at the decky's default auth delay, once with SSH_AUTH_DELAY_MS=0 (the
+#          server's own cost) — only where ssh is emulated ("needs ssh" else)
 # Usage: scripts/bench-services.sh [seconds per run, default 10]
 # Targets (issue 10): http >= 20,000 req/s, ssh >= 300 failed logins/s, RSS <= 16 MiB.
 # Figures go to stdout with the load average; README "Benchmarks / services" records them.
@@ -13,8 +16,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-10}
 threads=${BENCH_WRK_THREADS:-2}
 conns=${BENCH_WRK_CONNS:-64}
-ssh_attempts=${BENCH_SSH_ATTEMPTS:-600}
-ssh_parallel=${BENCH_SSH_PARALLEL:-16}
+ssh_conns=${BENCH_SSH_CONNS:-768}
 seed=$(printf 'b3%.0s' $(seq 32))
 
 for t in wrk; do
@@ -22,6 +24,7 @@ for t in wrk; do
 done
 
 cargo build --release --bin decnet >&2
+cargo bench --no-run --bench ssh >&2
 bin=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release/decnet
 work=$(mktemp -d)
 pids=()
@@ -36,7 +39,8 @@ trap cleanup EXIT
 # go to a file, as a container's stdout goes to the engine's log.
 start() {
   local svc=$1 log="$work/$1.log"
-  "$bin" decky --service "$svc" --port tcp/0 --seed "$seed" --node bench-01 --distro debian \
+  shift
+  env "$@" "$bin" decky --service "$svc" --port tcp/0 --seed "$seed" --node bench-01 --distro debian \
     >"$log" 2>"$work/$svc.err" &
   pid=$!
   pids+=("$pid")
@@ -72,26 +76,27 @@ web() {
 web http http
 web https https
 
-if "$bin" services | awk '$1 == "ssh"' | grep -q ' emulated '; then
-  for t in ssh sshpass; do
-    command -v "$t" >/dev/null || { echo "bench-services: $t missing (scripts/setup.sh installs it)" >&2; exit 1; }
-  done
-  start ssh
-  attempt() {
-    sshpass -p "wrong password $1" ssh -p "$port" -o StrictHostKeyChecking=no \
-      -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o PreferredAuthentications=password \
-      -o PubkeyAuthentication=no -o NumberOfPasswordPrompts=1 -o ConnectTimeout=20 \
-      "root@127.0.0.1" true 2>/dev/null || true
-  }
-  export -f attempt
-  export port
-  t0=$(date +%s.%N)
-  seq "$ssh_attempts" | xargs -P "$ssh_parallel" -I{} bash -c 'attempt {}'
-  t1=$(date +%s.%N)
-  logged=$(grep -c 'secret_b64=' "$work/ssh.log" || true)
-  rate=$(awk -v n="$logged" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }')
-  echo "ssh: $rate failed logins/s ($logged of $ssh_attempts attempts logged, $ssh_parallel parallel OpenSSH clients, full handshake each), VmHWM $(mib "$(kib "$pid" VmHWM)")"
+# One ssh run: $1 names it, the rest are the decky's environment.
+ssh_run() {
+  local what=$1
+  shift
+  start ssh "$@"
+  local idle; idle=$(kib "$pid" VmRSS)
+  local out
+  out=$(BENCH_SSH_ADDR="127.0.0.1:$port" BENCH_SECS="$secs" BENCH_CONNS="$ssh_conns" \
+    cargo bench -q --bench ssh 2>/dev/null | grep '^ssh-load:')
+  local logged; logged=$(grep -c 'secret_b64=' "$work/ssh.log" || true)
+  echo "ssh ($what): ${out#ssh-load: }; $logged auth_attempt lines; VmHWM $(mib "$(kib "$pid" VmHWM)") (idle RSS $(mib "$idle"))"
   kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  : >"$work/ssh.log"
+}
+
+if "$bin" services | awk '$1 == "ssh"' | grep -q ' emulated '; then
+  # No RSA host key: the client picks ssh-ed25519 (as OpenSSH's does) and the key made in
+  # the background would only add its generation to the first seconds.
+  ssh_run "default auth delay" SSH_RSA_HOST_KEY=0
+  ssh_run "SSH_AUTH_DELAY_MS=0" SSH_RSA_HOST_KEY=0 SSH_AUTH_DELAY_MS=0
 else
   echo "ssh: needs ssh (the ssh service is still a stand-in here)"
 fi

@@ -2,16 +2,18 @@
 //! HASSH-server of the OpenSSH release it claims (lists taken from `myproposal.h` of the
 //! release's tag, plus the distro's markers), Debian 12's equals the real sshd's on
 //! loopback, OpenSSH's `ssh` logs in over every UMAC MAC and both sntrup761 names, and a
-//! password that is not UTF-8 is logged byte-exact.
+//! password or user name that is not UTF-8 is logged byte-exact.
 mod services_common;
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use base64::Engine as _;
 use services_common::{Service, run, secret, seed, tool};
 
 /// The root password the tests configure.
@@ -337,5 +339,54 @@ fn a_password_that_is_not_utf8_is_logged_byte_exact() {
     assert_eq!(auth.fields.get("outcome"), Some("failure"));
     assert_eq!(secret(&auth), password);
     assert_eq!(auth.fields.get("secret_printable"), Some("p?ssw?rd ??"));
+    assert!(svc.alive(), "the service keeps serving");
+}
+
+#[test]
+fn a_user_name_that_is_not_utf8_is_logged_byte_exact() {
+    if !tool("ssh") {
+        return;
+    }
+    let mut svc = root_service(7, "debian");
+    // The password comes from an askpass program, so plain `ssh` is enough.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let askpass = dir.path().join("askpass");
+    std::fs::write(&askpass, "#!/bin/sh\necho 'wrong pw'\n").expect("askpass");
+    std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    // Latin-1 "röot", a lone continuation byte and 0xff.
+    let user: &[u8] = b"r\xf6ot\x80\xff";
+    let mut cmd = Command::new("ssh");
+    cmd.env("SSH_ASKPASS", &askpass)
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .args(["-F", "/dev/null", "-p", &svc.port.to_string()])
+        .args(["-o", "StrictHostKeyChecking=no"])
+        .args(["-o", "UserKnownHostsFile=/dev/null"])
+        .args(["-o", "GlobalKnownHostsFile=/dev/null"])
+        .args(["-o", "ConnectTimeout=20"])
+        .args(["-o", "PreferredAuthentications=password"])
+        .args(["-o", "NumberOfPasswordPrompts=1"])
+        .arg("-l")
+        .arg(OsStr::from_bytes(user))
+        .args(["127.0.0.1", "true"])
+        .stdin(Stdio::null());
+    let out = run(&mut cmd);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a wrong password is refused: {stderr}"
+    );
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+    let auth = svc.next("auth_attempt");
+    assert_eq!(auth.fields.get("method"), Some("password"));
+    assert_eq!(auth.fields.get("outcome"), Some("failure"));
+    assert_eq!(secret(&auth), b"wrong pw");
+    assert_eq!(
+        auth.fields.get("principal"),
+        Some("r\u{fffd}ot\u{fffd}\u{fffd}")
+    );
+    let exact = base64::engine::general_purpose::STANDARD
+        .decode(auth.fields.get("principal_b64").expect("principal_b64"))
+        .expect("base64");
+    assert_eq!(exact, user);
     assert!(svc.alive(), "the service keeps serving");
 }

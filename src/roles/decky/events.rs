@@ -101,12 +101,11 @@ impl Credential {
     ///
     /// The secret is kept byte-exact in base64 (up to [`MAX_SECRET`] bytes);
     /// `secret_printable` replaces every byte outside 0x20..=0x7e by `?`, so it is plain
-    /// ASCII whatever the attacker sent. The principal is decoded lossily: it is an
-    /// index, not evidence.
+    /// ASCII whatever the attacker sent. The principal goes in as [`with_principal`]
+    /// puts it.
     pub fn apply(&self, mut m: Message) -> Message {
         if let Some(p) = &self.principal {
-            let p = &p[..p.len().min(MAX_PRINCIPAL)];
-            m = m.param("principal", String::from_utf8_lossy(p).into_owned());
+            m = with_principal(m, p);
         }
         let secret = &self.secret[..self.secret.len().min(MAX_SECRET)];
         m = m
@@ -120,6 +119,32 @@ impl Credential {
             m = m.param("secret_truncated", "1");
         }
         m
+    }
+}
+
+/// Adds `principal` to `m`: the name as text, cut at [`MAX_PRINCIPAL`] bytes. A name
+/// that is not UTF-8 shows decoded lossily (the text is an index), and its exact bytes
+/// (as cut) go in `principal_b64` too, so every credential byte survives the line.
+pub fn with_principal(m: Message, principal: &[u8]) -> Message {
+    let m = m.param("principal", principal_text(principal));
+    match std::str::from_utf8(principal) {
+        Ok(_) => m,
+        Err(_) => {
+            let p = &principal[..principal.len().min(MAX_PRINCIPAL)];
+            m.param(
+                "principal_b64",
+                base64::engine::general_purpose::STANDARD.encode(p),
+            )
+        }
+    }
+}
+
+/// A user name as text: cut at [`MAX_PRINCIPAL`] bytes (on a character boundary when it
+/// is UTF-8), else decoded lossily.
+pub fn principal_text(name: &[u8]) -> String {
+    match std::str::from_utf8(name) {
+        Ok(text) => cap_str(text, MAX_PRINCIPAL).to_owned(),
+        Err(_) => String::from_utf8_lossy(&name[..name.len().min(MAX_PRINCIPAL)]).into_owned(),
     }
 }
 
@@ -169,5 +194,28 @@ mod tests {
         assert_eq!(m.params.get("secret_b64").map(str::len), Some(2048));
         assert!(m.params.get("principal").is_none());
         assert_eq!(cap_str("héllo", 2), "h");
+    }
+
+    #[test]
+    fn a_principal_that_is_not_utf8_is_kept_in_base64() {
+        let at = |p: &[u8]| {
+            Credential::plaintext(Some(p), b"pw").apply(Message::new(
+                OffsetDateTime::UNIX_EPOCH,
+                "d",
+                "s",
+                "e",
+            ))
+        };
+        let m = at(b"r\xf6ot\x80");
+        assert_eq!(m.params.get("principal"), Some("r\u{fffd}ot\u{fffd}"));
+        assert_eq!(m.params.get("principal_b64"), Some("cvZvdIA="));
+        let m = at("röot".as_bytes());
+        assert_eq!(m.params.get("principal"), Some("röot"));
+        assert!(m.params.get("principal_b64").is_none());
+        let long = "é".repeat(MAX_PRINCIPAL);
+        assert_eq!(
+            at(long.as_bytes()).params.get("principal").map(str::len),
+            Some(256)
+        );
     }
 }

@@ -12,8 +12,9 @@
 //!
 //! Settings besides the persona keys: `SSH_ACCEPT_AFTER` (from the Nth password try on
 //! a connection, any password opens root's or the user's account), `SSH_ARTIFACTS_DIR`
-//! (where uploads and transcripts are kept), `SSH_AUTH_DELAY_MS` (the pause before a
-//! rejection, 1000 by default: sshd with PAM takes about that long to say no),
+//! (where uploads and transcripts are kept), `SSH_AUTH_DELAY_MS` (the mean pause before
+//! a refused password, randomised by a quarter either way: 2000 by default, PAM's, and
+//! 0 on Alpine, whose sshd has no PAM; see [`delay`]),
 //! `SSH_RSA_HOST_KEY=0` (no RSA host key; else it is generated in the background after
 //! start and offered from then on, first in the list as sshd has it).
 use std::net::SocketAddr;
@@ -32,6 +33,7 @@ use super::{Emitter, Error, Persona, ServiceSpec};
 
 pub mod auth;
 pub mod capture;
+pub mod delay;
 pub mod ident;
 pub mod session;
 pub mod sftp;
@@ -63,7 +65,7 @@ pub struct State {
     /// The path sshd runs for the sftp subsystem on this distro.
     pub sftp_server: &'static str,
     release: transport::Release,
-    delay: Duration,
+    delay: delay::FailDelay,
     idle: Duration,
     config: RwLock<Arc<Config>>,
 }
@@ -74,7 +76,7 @@ impl State {
         Config {
             server_id: SshId::Standard(self.release.ident().into()),
             methods: self.methods.clone(),
-            auth_rejection_time: self.delay,
+            auth_rejection_time: delay::FLOOR,
             auth_rejection_time_initial: Some(Duration::ZERO),
             keys,
             preferred: self.release.preferred(),
@@ -138,7 +140,8 @@ pub fn handler(spec: &ServiceSpec, emitter: Emitter) -> Result<(Handler, Limits)
     }
     let release = transport::Release::of(&persona);
     let methods = session::methods(release.kbd_interactive);
-    let delay = setting::<u64>(spec, "SSH_AUTH_DELAY_MS")?.unwrap_or(1000);
+    let delay = setting::<u64>(spec, "SSH_AUTH_DELAY_MS")?
+        .unwrap_or_else(|| delay::FailDelay::default_ms(persona.distro.slug));
     let limits = Limits {
         max_conns: 256,
         idle: Duration::from_secs(300),
@@ -161,7 +164,7 @@ pub fn handler(spec: &ServiceSpec, emitter: Emitter) -> Result<(Handler, Limits)
         sftp_server,
         persona: Arc::new(persona),
         release,
-        delay: Duration::from_millis(delay),
+        delay: delay::FailDelay::new(delay),
         idle: limits.idle,
         config: RwLock::new(Arc::new(Config::default())),
     });

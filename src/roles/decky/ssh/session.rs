@@ -17,6 +17,9 @@ use super::capture::{Scp, Sink, Upload};
 use super::sftp::Sftp;
 use crate::roles::decky::shell::{self, Input, LineEditor, MAX_TRANSCRIPT, Shell};
 
+/// Longest user name kept: longer than any account's, and than the principal logged.
+const MAX_USER: usize = 1024;
+
 /// sshd's `MaxSessions`: session channels open at once on one connection.
 const MAX_SESSIONS: usize = 10;
 
@@ -42,6 +45,8 @@ pub struct Conn {
     local: SocketAddr,
     started: Instant,
     tries: u32,
+    /// The exact user name of the request being checked (at most [`MAX_USER`] bytes).
+    claimed: Vec<u8>,
     user: Option<String>,
     channels: HashMap<ChannelId, Chan>,
     transcript: Vec<u8>,
@@ -57,6 +62,7 @@ impl Conn {
             local,
             started: Instant::now(),
             tries: 0,
+            claimed: Vec::new(),
             user: None,
             channels: HashMap::new(),
             transcript: Vec::new(),
@@ -109,8 +115,9 @@ impl Conn {
         self.dropped += (t.len() - n) as u64 + shell.transcript_dropped();
     }
 
-    async fn password(&mut self, method: &str, user: &str, secret: &[u8]) -> Auth {
+    async fn password(&mut self, method: &str, secret: &[u8]) -> Auth {
         self.tries += 1;
+        let user = &self.claimed;
         let account = self.state.policy.check(user, secret, self.tries);
         let em = &self.state.emitter;
         log_secret(em, self.peer, method, user, secret, account.is_some()).await;
@@ -119,7 +126,10 @@ impl Conn {
                 self.user = Some(a);
                 Auth::Accept
             }
-            None => self.reject(),
+            None => {
+                tokio::time::sleep(self.state.delay.draw()).await;
+                self.reject()
+            }
         }
     }
 
@@ -297,21 +307,27 @@ impl Handler for Conn {
         Ok(Auth::reject())
     }
 
-    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
-        Ok(self.password("password", user, password.as_bytes()).await)
+    fn auth_user_bytes(&mut self, user: &[u8]) {
+        self.claimed.clear();
+        self.claimed
+            .extend_from_slice(&user[..user.len().min(MAX_USER)]);
+    }
+
+    async fn auth_password(&mut self, _user: &str, password: &str) -> Result<Auth, Self::Error> {
+        Ok(self.password("password", password.as_bytes()).await)
     }
 
     async fn auth_password_bytes(
         &mut self,
-        user: &str,
+        _user: &str,
         password: &[u8],
     ) -> Result<Auth, Self::Error> {
-        Ok(self.password("password", user, password).await)
+        Ok(self.password("password", password).await)
     }
 
     async fn auth_keyboard_interactive<'a>(
         &'a mut self,
-        user: &str,
+        _user: &str,
         _submethods: &str,
         response: Option<Response<'a>>,
     ) -> Result<Auth, Self::Error> {
@@ -322,16 +338,17 @@ impl Handler for Conn {
                 instructions: "".into(),
                 prompts: vec![("Password: ".into(), false)].into(),
             }),
-            Some(answer) => Ok(self.password("keyboard-interactive", user, &answer).await),
+            Some(answer) => Ok(self.password("keyboard-interactive", &answer).await),
         }
     }
 
     async fn auth_publickey_offered(
         &mut self,
-        user: &str,
+        _user: &str,
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        log_key(&self.state.emitter, self.peer, user, offer.public_key).await;
+        let key = offer.public_key;
+        log_key(&self.state.emitter, self.peer, &self.claimed, key).await;
         Ok(self.reject())
     }
 

@@ -923,7 +923,11 @@ impl Encrypted {
         auth_user: &mut String,
     ) -> Result<(), H::Error> {
         // https://tools.ietf.org/html/rfc4252#section-5
-        let user = map_err!(String::decode(r))?;
+        // Clients send any bytes as the user name (RFC 4252 says UTF-8): the handler
+        // gets them exact, the callbacks below a lossy decoding.
+        let user_bytes = map_err!(Bytes::decode(r))?;
+        handler.auth_user_bytes(&user_bytes);
+        let user = String::from_utf8_lossy(&user_bytes).into_owned();
         let service_name = map_err!(String::decode(r))?;
         let method = map_err!(String::decode(r))?;
         debug!("name: {user:?} {service_name:?} {method:?}",);

@@ -281,6 +281,12 @@ pub trait Handler: Sized {
         async { Ok(Auth::reject()) }
     }
 
+    /// The exact bytes of the user name of the authentication request about to be
+    /// checked, called before the method's callback; that callback (and a later
+    /// keyboard-interactive response's) gets the name decoded as UTF-8, lossily.
+    #[allow(unused_variables)]
+    fn auth_user_bytes(&mut self, user: &[u8]) {}
+
     /// Pre-authentication callback for public key authentication.
     /// This method is called when a client is:
     /// * probing public key authentication without a signature (yet) or
