@@ -370,7 +370,11 @@ mod tests {
         assert_eq!(u.last_seen, "2026-01-01 00:00:04");
         assert_eq!(u.commands.len(), 1);
         assert_eq!(u.commands[0].command, "id");
-        assert_eq!(u.fingerprints, [print.clone()], "a fingerprint once");
+        assert_eq!(
+            u.fingerprints,
+            std::slice::from_ref(&print),
+            "a fingerprint once"
+        );
 
         // The next batch adds only what is new: no lists, no repeated fingerprint, and
         // commands past the cap drop the oldest stored ones.
