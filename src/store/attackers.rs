@@ -1,9 +1,11 @@
 //! `attackers` (engine.md §3.5): one profile per source address, written only by the
 //! master's profiler inside its ingestion transaction, read by the API.
 //!
-//! Lists (services, deckies, commands, fingerprints) are stored as JSON text and come
-//! back as typed values; the profiler keeps them bounded before they get here.
-use rusqlite::{OptionalExtension, Row, Transaction, params, params_from_iter};
+//! Services and deckies are stored as JSON text in the profile row; commands and
+//! fingerprints live in their own tables (`attacker_commands`, `attacker_fingerprints`,
+//! see [`super::profiles`] for the writes). Both come back as typed values; the profiler
+//! keeps them bounded before they get here.
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde::{Deserialize, Serialize};
 
 use super::{Reader, Result};
@@ -57,8 +59,10 @@ pub struct AttackerRecord {
     pub credential_count: i64,
     /// Distinct fingerprints, oldest first.
     pub fingerprints: Vec<FingerprintEntry>,
-    /// Commands, oldest first.
+    /// Commands, oldest first (all kept, or the newest few in a list page).
     pub commands: Vec<CommandEntry>,
+    /// Commands kept for this attacker (at most the profiler's cap).
+    pub command_count: i64,
     /// When the profiler last wrote the row, UTC with microseconds.
     pub updated_at: String,
 }
@@ -134,9 +138,10 @@ pub(super) fn like_escape(text: &str) -> String {
 
 const COLUMNS: &str = "uuid, ip, first_seen, last_seen, event_count, services, deckies, \
                        traversal_path, is_traversal, bounty_count, credential_count, \
-                       fingerprints, commands, updated_at";
+                       updated_at, command_count";
 
-/// Reads one row of [`COLUMNS`]; a list that is not valid JSON is corrupt data.
+/// Reads one row of [`COLUMNS`], without commands or fingerprints; a list that is not
+/// valid JSON is corrupt data.
 fn attacker_row(row: &Row<'_>) -> rusqlite::Result<AttackerRecord> {
     fn list<T: for<'de> Deserialize<'de>>(row: &Row<'_>, i: usize) -> rusqlite::Result<Vec<T>> {
         let text: String = row.get(i)?;
@@ -156,71 +161,77 @@ fn attacker_row(row: &Row<'_>) -> rusqlite::Result<AttackerRecord> {
         is_traversal: row.get(8)?,
         bounty_count: row.get(9)?,
         credential_count: row.get(10)?,
-        fingerprints: list(row, 11)?,
-        commands: list(row, 12)?,
-        updated_at: row.get(13)?,
+        fingerprints: Vec::new(),
+        commands: Vec::new(),
+        updated_at: row.get(11)?,
+        command_count: row.get(12)?,
     })
 }
 
-/// A list column as JSON text (plain lists always serialise).
-fn json<T: Serialize>(v: &[T]) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
-}
-
-/// Writes `a` whole (insert or replace by uuid) inside the ingestion transaction.
-pub(super) fn upsert(tx: &Transaction<'_>, a: &AttackerRecord) -> Result<()> {
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO attackers (uuid, ip, first_seen, last_seen, event_count, service_count,
-             decky_count, services, deckies, traversal_path, is_traversal, bounty_count,
-             credential_count, fingerprints, commands, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
-         ON CONFLICT (uuid) DO UPDATE SET
-             first_seen = excluded.first_seen, last_seen = excluded.last_seen,
-             event_count = excluded.event_count, service_count = excluded.service_count,
-             decky_count = excluded.decky_count, services = excluded.services,
-             deckies = excluded.deckies, traversal_path = excluded.traversal_path,
-             is_traversal = excluded.is_traversal, bounty_count = excluded.bounty_count,
-             credential_count = excluded.credential_count,
-             fingerprints = excluded.fingerprints, commands = excluded.commands,
-             updated_at = excluded.updated_at",
+/// The newest `limit` commands of attacker `uuid`, oldest first.
+fn commands_of(conn: &Connection, uuid: &str, limit: u32) -> Result<Vec<CommandEntry>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT service, decky, command, timestamp FROM attacker_commands
+         WHERE attacker_uuid = ?1 ORDER BY id DESC LIMIT ?2",
     )?;
-    stmt.execute(params![
-        a.uuid,
-        a.ip,
-        a.first_seen,
-        a.last_seen,
-        a.event_count,
-        a.services.len() as i64,
-        a.deckies.len() as i64,
-        json(&a.services),
-        json(&a.deckies),
-        a.traversal_path,
-        a.is_traversal,
-        a.bounty_count,
-        a.credential_count,
-        json(&a.fingerprints),
-        json(&a.commands),
-        a.updated_at,
-    ])?;
-    Ok(())
-}
-
-/// The profiles of `ips` that exist, on any connection (the profiler's own).
-pub(super) fn by_ips(conn: &rusqlite::Connection, ips: &[&str]) -> Result<Vec<AttackerRecord>> {
-    let mut stmt =
-        conn.prepare_cached(&format!("SELECT {COLUMNS} FROM attackers WHERE ip = ?1"))?;
-    let mut out = Vec::new();
-    for ip in ips {
-        if let Some(a) = stmt.query_row(params![ip], attacker_row).optional()? {
-            out.push(a);
-        }
-    }
+    let rows = stmt.query_map(params![uuid, limit], |r| {
+        Ok(CommandEntry {
+            service: r.get(0)?,
+            decky: r.get(1)?,
+            command: r.get(2)?,
+            timestamp: r.get(3)?,
+        })
+    })?;
+    let mut out = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    out.reverse();
     Ok(out)
 }
 
+/// The fingerprints of attacker `uuid`, first seen first.
+pub(super) fn fingerprints_of(conn: &Connection, uuid: &str) -> Result<Vec<FingerprintEntry>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT fingerprint_type, value FROM attacker_fingerprints
+         WHERE attacker_uuid = ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map(params![uuid], |r| {
+        Ok(FingerprintEntry {
+            fingerprint_type: r.get(0)?,
+            value: r.get(1)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// `a` with its newest `commands` commands and, if asked, its fingerprints.
+fn filled(
+    conn: &Connection,
+    mut a: AttackerRecord,
+    commands: u32,
+    fingerprints: bool,
+) -> Result<AttackerRecord> {
+    if commands > 0 && a.command_count > 0 {
+        a.commands = commands_of(conn, &a.uuid, commands)?;
+    }
+    if fingerprints {
+        a.fingerprints = fingerprints_of(conn, &a.uuid)?;
+    }
+    Ok(a)
+}
+
 impl Reader {
-    /// The page of attackers `q` asks for.
+    /// The page of attackers `q` asks for, each with every command and fingerprint kept.
     pub fn attackers(&self, q: &AttackerQuery) -> Result<Vec<AttackerRecord>> {
+        self.attacker_page(q, u32::MAX, true)
+    }
+
+    /// The page of attackers `q` asks for, each with its newest `commands` commands (and
+    /// [`AttackerRecord::command_count`] of them all) and, if asked, its fingerprints.
+    pub fn attacker_page(
+        &self,
+        q: &AttackerQuery,
+        commands: u32,
+        fingerprints: bool,
+    ) -> Result<Vec<AttackerRecord>> {
         let (cond, mut params) = q.condition();
         let order = match q.sort {
             AttackerSort::Recent => "last_seen DESC, uuid",
@@ -234,8 +245,12 @@ impl Reader {
              LIMIT CAST(? AS INTEGER) OFFSET CAST(? AS INTEGER)"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params_from_iter(params.iter()), attacker_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let rows = stmt
+            .query_map(params_from_iter(params.iter()), attacker_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|a| filled(&self.conn, a, commands, fingerprints))
+            .collect()
     }
 
     /// How many attackers `q` matches (its page aside).
@@ -248,12 +263,15 @@ impl Reader {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    /// The attacker `uuid`, if profiled.
+    /// The attacker `uuid`, if profiled, with every command and fingerprint kept.
     pub fn attacker(&self, uuid: &str) -> Result<Option<AttackerRecord>> {
         let mut stmt = self
             .conn
             .prepare_cached(&format!("SELECT {COLUMNS} FROM attackers WHERE uuid = ?1"))?;
-        Ok(stmt.query_row(params![uuid], attacker_row).optional()?)
+        match stmt.query_row(params![uuid], attacker_row).optional()? {
+            Some(a) => Ok(Some(filled(&self.conn, a, u32::MAX, true)?)),
+            None => Ok(None),
+        }
     }
 
     /// Up to `limit` capture events (`file_captured`, `message_stored`) of address `ip`,

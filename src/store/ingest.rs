@@ -14,9 +14,9 @@
 //! takes its cursor with it.
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::attackers::{self, AttackerRecord};
 use super::bounty::{self, NewBounty};
 use super::credentials::{self, NewCredential};
+use super::profiles::{self, ProfileTotals, ProfileUpdate, StoredProfile};
 use super::{Error, Result, Store};
 
 /// A committed `logs` row, with the columns derivation reads.
@@ -45,9 +45,9 @@ pub struct Changes {
     pub credentials: Vec<NewCredential>,
     /// Bounties to insert (duplicates are skipped).
     pub bounties: Vec<NewBounty>,
-    /// Profiles to write whole. Their `bounty_count` is raised by the bounties of this
-    /// batch that were really new.
-    pub attackers: Vec<AttackerRecord>,
+    /// Profile changes. Each profile's `bounty_count` is also raised by the bounties of
+    /// this batch that were really new.
+    pub attackers: Vec<ProfileUpdate>,
     /// The last log id of the batch.
     pub cursor: i64,
 }
@@ -59,6 +59,8 @@ pub struct Applied {
     pub attempts: Vec<i64>,
     /// Bounties stored (not already present).
     pub new_bounties: usize,
+    /// The totals of each profile of [`Changes::attackers`], in order.
+    pub totals: Vec<ProfileTotals>,
 }
 
 /// The ingester's connection and the `state` key of its cursor.
@@ -126,14 +128,14 @@ impl Ingest {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// The stored profiles of `ips` (those that have one).
-    pub fn attackers(&self, ips: &[&str]) -> Result<Vec<AttackerRecord>> {
-        attackers::by_ips(&self.conn, ips)
+    /// What the profiler keeps of the stored profile of `ip`, if it has one.
+    pub fn profile(&self, ip: &str) -> Result<Option<StoredProfile>> {
+        profiles::stored(&self.conn, ip)
     }
 
-    /// Commits `changes` and the cursor in one transaction. On success each attacker's
-    /// `bounty_count` includes the new bounties of its address.
-    pub fn commit(&mut self, changes: &mut Changes) -> Result<Applied> {
+    /// Commits `changes` and the cursor in one transaction. Each attacker's
+    /// `bounty_count` also counts the new bounties of its address.
+    pub fn commit(&mut self, changes: &Changes) -> Result<Applied> {
         let tx = self.conn.transaction()?;
         let mut applied = Applied::default();
         for c in &changes.credentials {
@@ -146,9 +148,9 @@ impl Ingest {
                 *new_per_ip.entry(b.attacker_ip.as_str()).or_default() += 1;
             }
         }
-        for a in &mut changes.attackers {
-            a.bounty_count += new_per_ip.get(a.ip.as_str()).copied().unwrap_or(0);
-            attackers::upsert(&tx, a)?;
+        for a in &changes.attackers {
+            let bounties = new_per_ip.get(a.ip.as_str()).copied().unwrap_or(0);
+            applied.totals.push(profiles::apply(&tx, a, bounties)?);
         }
         let cursor = serde_json::to_string(&Cursor {
             last_log_id: changes.cursor,

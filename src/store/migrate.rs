@@ -199,8 +199,54 @@ CREATE INDEX attackers_last_seen ON attackers (last_seen);
 CREATE INDEX attackers_event_count ON attackers (event_count);
 ";
 
+/// Version 7: attacker commands and fingerprints in append-only child tables, so a batch
+/// appends the few entries it found instead of rewriting each touched profile's JSON lists.
+///
+/// - `attacker_commands`: the newest `MAX_COMMANDS` per attacker, in log order (`id`); the
+///   profiler deletes the oldest beyond that. `id` is a plain rowid: only an attacker's
+///   oldest rows are deleted, never the table's newest, so ids keep rising.
+/// - `attacker_fingerprints`: distinct (type, value) per attacker, first seen first.
+/// - `attackers.command_count`: rows in `attacker_commands` of the attacker, so a list page
+///   reads only the newest few commands yet reports the count.
+///
+/// Rows of version 6 move into the new tables; their `commands` and `fingerprints` columns
+/// stay (migrations are additive) and hold `[]` from now on.
+const V7: &str = "
+CREATE TABLE attacker_commands (
+    id            INTEGER PRIMARY KEY,
+    attacker_uuid TEXT NOT NULL,
+    service       TEXT NOT NULL,
+    decky         TEXT NOT NULL,
+    command       TEXT NOT NULL,
+    timestamp     TEXT NOT NULL
+);
+CREATE INDEX attacker_commands_of ON attacker_commands (attacker_uuid, id);
+
+CREATE TABLE attacker_fingerprints (
+    id               INTEGER PRIMARY KEY,
+    attacker_uuid    TEXT NOT NULL,
+    fingerprint_type TEXT NOT NULL,
+    value            TEXT NOT NULL
+);
+CREATE UNIQUE INDEX attacker_fingerprints_of
+    ON attacker_fingerprints (attacker_uuid, fingerprint_type, value);
+
+ALTER TABLE attackers ADD COLUMN command_count INTEGER NOT NULL DEFAULT 0;
+
+INSERT INTO attacker_commands (attacker_uuid, service, decky, command, timestamp)
+    SELECT a.uuid, json_extract(c.value, '$.service'), json_extract(c.value, '$.decky'),
+           json_extract(c.value, '$.command'), json_extract(c.value, '$.timestamp')
+    FROM attackers a, json_each(a.commands) c ORDER BY a.rowid, c.key;
+INSERT INTO attacker_fingerprints (attacker_uuid, fingerprint_type, value)
+    SELECT a.uuid, json_extract(f.value, '$.fingerprint_type'), json_extract(f.value, '$.value')
+    FROM attackers a, json_each(a.fingerprints) f ORDER BY a.rowid, f.key
+    ON CONFLICT DO NOTHING;
+UPDATE attackers SET command_count = json_array_length(commands),
+    commands = '[]', fingerprints = '[]';
+";
+
 /// Every migration, in order; index `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// Applies the migrations `conn`'s database has not seen yet.
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
@@ -308,6 +354,57 @@ mod tests {
             let plan = plan(&conn, &sql);
             assert!(plan.contains(index), "{sql}: {plan}");
         }
+        Ok(())
+    }
+
+    /// A version 6 profile keeps its commands and fingerprints, in order, in the tables
+    /// of version 7.
+    #[test]
+    fn version_7_moves_profile_lists_into_their_tables() -> Result<()> {
+        let mut conn = Connection::open_in_memory()?;
+        for (version, sql) in (1..).zip(&MIGRATIONS[..6]) {
+            conn.execute_batch(sql)?;
+            conn.pragma_update(None, "user_version", version)?;
+        }
+        let commands = r#"[{"service":"ssh","decky":"d1","command":"id","timestamp":"t1"},
+            {"service":"ssh","decky":"d2","command":"uname -a","timestamp":"t2"}]"#;
+        let prints = r#"[{"fingerprint_type":"ja4h","value":"b"},
+            {"fingerprint_type":"http_useragent","value":"a"}]"#;
+        conn.execute(
+            "INSERT INTO attackers (uuid, ip, first_seen, last_seen, event_count,
+                 service_count, decky_count, services, deckies, traversal_path, is_traversal,
+                 bounty_count, credential_count, fingerprints, commands, updated_at)
+             VALUES ('u1', '203.0.113.9', 't1', 't2', 5, 1, 2, '[\"ssh\"]',
+                 '[\"d1\",\"d2\"]', 'd1 → d2', 1, 2, 0, ?1, ?2, 'now')",
+            [prints, commands],
+        )?;
+        migrate(&mut conn)?;
+        let rows = |sql: &str| -> Result<Vec<String>> {
+            let mut stmt = conn.prepare(sql)?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        };
+        assert_eq!(
+            rows(
+                "SELECT attacker_uuid || ' ' || service || ' ' || decky || ' ' || command
+                  || ' ' || timestamp FROM attacker_commands ORDER BY id"
+            )?,
+            ["u1 ssh d1 id t1", "u1 ssh d2 uname -a t2"]
+        );
+        assert_eq!(
+            rows(
+                "SELECT attacker_uuid || ' ' || fingerprint_type || ' ' || value
+                  FROM attacker_fingerprints ORDER BY id"
+            )?,
+            ["u1 ja4h b", "u1 http_useragent a"]
+        );
+        assert_eq!(
+            rows(
+                "SELECT command_count || ' ' || commands || ' ' || fingerprints
+                  FROM attackers"
+            )?,
+            ["2 [] []"]
+        );
         Ok(())
     }
 }

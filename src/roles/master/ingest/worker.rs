@@ -97,7 +97,8 @@ impl Pipeline {
             .iter()
             .map(|r| r.attacker_ip.as_str())
             .filter(|ip| profiled(ip));
-        let mut working = self.profiler.begin(&self.ingest, ips, now)?;
+        let ingest = &self.ingest;
+        let mut working = self.profiler.begin(ips, now, |ip| ingest.profile(ip))?;
         let mut changes = Changes {
             cursor: last,
             ..Changes::default()
@@ -124,9 +125,16 @@ impl Pipeline {
         for c in &mut changes.credentials {
             c.attacker_uuid = working.uuid_of(&c.attacker_ip).map(str::to_owned);
         }
-        let (profiles, new) = working.into_parts();
-        changes.attackers = profiles;
-        let applied = self.ingest.commit(&mut changes)?;
+        changes.attackers = working.into_updates();
+        let applied = match self.ingest.commit(&changes) {
+            Ok(applied) => applied,
+            Err(e) => {
+                // The copies already count the batch: the store's truth replaces them.
+                self.profiler.forget();
+                return Err(e);
+            }
+        };
+        self.profiler.finish();
         self.cursor = last;
         let mut notices = Vec::new();
         for (c, attempts) in changes.credentials.iter().zip(&applied.attempts) {
@@ -140,8 +148,8 @@ impl Pipeline {
                 }),
             ));
         }
-        for a in &changes.attackers {
-            if new.contains(&a.ip) {
+        for (a, t) in changes.attackers.iter().zip(&applied.totals) {
+            if a.is_new {
                 notices.push((
                     topics::ATTACKER_OBSERVED,
                     "attacker_observed",
@@ -152,14 +160,13 @@ impl Pipeline {
                 topics::ATTACKER_SCORED,
                 "attacker_scored",
                 json!({
-                    "uuid": a.uuid, "ip": a.ip, "event_count": a.event_count,
-                    "service_count": a.services.len(), "decky_count": a.deckies.len(),
-                    "is_traversal": a.is_traversal, "credential_count": a.credential_count,
-                    "bounty_count": a.bounty_count, "last_seen": a.last_seen,
+                    "uuid": a.uuid, "ip": a.ip, "event_count": t.event_count,
+                    "service_count": t.service_count, "decky_count": t.decky_count,
+                    "is_traversal": t.is_traversal, "credential_count": t.credential_count,
+                    "bounty_count": t.bounty_count, "last_seen": t.last_seen,
                 }),
             ));
         }
-        self.profiler.finish(changes.attackers);
         Ok(Step {
             rows: rows.len(),
             cursor: last,

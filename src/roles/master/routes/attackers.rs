@@ -100,7 +100,7 @@ impl Attacker {
     /// The API view of `a`, with at most `commands` commands and optionally the
     /// fingerprints.
     fn of(a: AttackerRecord, commands: usize, fingerprints: bool) -> Self {
-        let command_count = a.commands.len();
+        let command_count = usize::try_from(a.command_count).unwrap_or(0);
         Self {
             service_count: a.services.len(),
             decky_count: a.deckies.len(),
@@ -274,7 +274,11 @@ pub async fn list(
         let q = query.clone();
         state.db.read(move |r| r.count_attackers(&q)).await?
     };
-    let rows = state.db.read(move |r| r.attackers(&query)).await?;
+    // Only the commands a list shows are read: a page of 1000 profiles stays small.
+    let rows = state
+        .db
+        .read(move |r| r.attacker_page(&query, LIST_COMMANDS as u32, false))
+        .await?;
     Ok(Json(AttackerPage {
         total: at_least(total, offset, rows.len()),
         limit,
