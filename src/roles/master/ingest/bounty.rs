@@ -46,6 +46,8 @@ const FINGERPRINTS: &[(&str, Option<&str>, &str, &str)] = &[
     ),
     ("tls_client_hello", Some("sniffer"), "ja3", "ja3"),
     ("tls_client_hello", Some("sniffer"), "ja4", "ja4"),
+    ("tls_client_hello", Some("https"), "ja3", "ja3"),
+    ("tls_client_hello", Some("https"), "ja4", "ja4"),
     (
         "tls_session",
         Some("sniffer"),
@@ -246,5 +248,24 @@ mod tests {
             Some("ssh_client_version")
         );
         assert!(extract(&row("http", "client_version"), &f).is_empty());
+    }
+
+    #[test]
+    fn an_https_client_hello_gives_its_ja3_and_ja4() {
+        let f = fields(&[
+            ("ja3", "771,4865-4866,0-23,29-23,0"),
+            ("ja4", "t13d1516h2_8daaf6152771_b0da82dd1658"),
+        ]);
+        let kinds: Vec<String> = extract(&row("https", "tls_client_hello"), &f)
+            .iter()
+            .filter_map(|found| {
+                found
+                    .fingerprint
+                    .as_ref()
+                    .map(|e| e.fingerprint_type.clone())
+            })
+            .collect();
+        assert_eq!(kinds, ["ja3", "ja4"]);
+        assert!(extract(&row("http", "tls_client_hello"), &f).is_empty());
     }
 }
