@@ -131,6 +131,11 @@ fn first_line(greeting: &[u8]) -> String {
 }
 
 fn ftp(p: &Persona, greeting: &[u8]) -> Claim {
+    if p.is_windows() {
+        // IIS's FTP service names no version in its greeting, so nmap names none.
+        assert_eq!(first_line(greeting), "220 Microsoft FTP Service");
+        return Claim::new("ftp", "Microsoft ftpd", None);
+    }
     // The vsftpd each distro packages: Debian 12 and Ubuntu 20.04 3.0.3, CentOS 7 3.0.2,
     // the rest 3.0.5.
     let release = match p.distro.slug {
@@ -225,6 +230,7 @@ fn mysql(p: &Persona, greeting: &[u8]) -> Claim {
         .expect("version ends");
     let version = String::from_utf8_lossy(&greeting[5..5 + end]).into_owned();
     let shipped = match p.distro.slug {
+        _ if p.is_windows() => None,
         "debian" => Some("deb12u"),
         "ubuntu22" => Some("0ubuntu0.22.04"),
         "ubuntu20" => Some("0ubuntu0.20.04"),
@@ -257,7 +263,7 @@ struct Decky {
 }
 
 /// Ubuntu with Apache, Debian with nginx, Windows with IIS: every web server decnet
-/// claims, and every other service on two distros.
+/// claims, every other service on two distros, and the Windows builds of ftp and mysql.
 const DECKIES: &[Decky] = &[
     Decky {
         distro: "ubuntu22",
@@ -279,7 +285,7 @@ const DECKIES: &[Decky] = &[
         distro: "debian",
         os: Some("windows"),
         flavor: WebFlavor::Iis,
-        services: &["http", "https"],
+        services: &["ftp", "http", "https", "mysql"],
     },
 ];
 
