@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Service throughput and memory against one decky process each (release build):
+# Service throughput and memory against one decky process each, run from the binary the
+# decky images carry: the static `dist` build of scripts/build-static.sh (BENCH_BIN names
+# another, e.g. target/release/decnet):
 #   http   requests/s with wrk (keep-alive, GET /), and the process's VmHWM under that load
 #   https  the same over TLS (wrk, HTTP/1.1)
 #   ssh    failed-password logins/s, each a full handshake (new TCP connection, key
@@ -23,9 +25,12 @@ for t in wrk; do
   command -v "$t" >/dev/null || { echo "bench-services: $t missing (scripts/setup.sh installs it)" >&2; exit 1; }
 done
 
-cargo build --release --bin decnet >&2
+if [ -n "${BENCH_BIN:-}" ]; then
+  bin=$BENCH_BIN
+else
+  bin=$(scripts/build-static.sh | tail -n 1)
+fi
 cargo bench --no-run --bench ssh >&2
-bin=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release/decnet
 work=$(mktemp -d)
 pids=()
 cleanup() {

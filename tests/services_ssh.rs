@@ -1,8 +1,8 @@
 //! ssh against OpenSSH's own clients (`ssh` via `sshpass`, `scp`, `sftp`, `ssh-keyscan`):
 //! the claimed release's banner and KEXINIT lists, passwords logged byte-exact, the
 //! configured account accepted, commands run by the emulated shell, uploads captured,
-//! seed-derived host keys, OpenSSH's answers to odd identification lines, and survival of
-//! garbage after the banner.
+//! seed-derived host keys, OpenSSH's answers to odd identification lines, survival of
+//! garbage after the banner, and sshd's `MaxStartups` drops.
 mod services_common;
 
 use std::process::{Command, Output};
@@ -476,4 +476,62 @@ fn keyboard_interactive_answers_are_logged_where_the_distro_offers_it() {
         "{}",
         text(&out)
     );
+}
+
+/// What a new connection reads first: its first line, up to the line end or the close.
+fn first_reply(port: u16) -> Option<(std::net::TcpStream, String)> {
+    use std::io::Read;
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .ok()?;
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") && line.len() < 256 {
+        match conn.read(&mut byte) {
+            Ok(1) => line.push(byte[0]),
+            _ => break,
+        }
+    }
+    Some((conn, String::from_utf8_lossy(&line).into_owned()))
+}
+
+#[test]
+fn unauthenticated_connections_past_max_startups_are_dropped_as_sshd_does() {
+    use std::io::Read;
+    let svc = root_service(12, "debian", &[]);
+    let mut held = Vec::new();
+    let mut dropped = 0;
+    for _ in 0..20_000 {
+        if held.len() == 100 {
+            break;
+        }
+        let (conn, line) = first_reply(svc.port).expect("connect");
+        match line.as_str() {
+            l if l.starts_with("SSH-2.0-OpenSSH_9.2p1") => held.push(conn),
+            "Exceeded MaxStartups\r\n" => {
+                assert!(held.len() >= 10, "dropped with only {} open", held.len());
+                dropped += 1;
+            }
+            other => panic!("unexpected first line {other:?}"),
+        }
+    }
+    assert_eq!(held.len(), 100, "100 handshakes held");
+    assert!(dropped > 0, "some were dropped between 10 and 100");
+    for _ in 0..3 {
+        let (mut conn, line) = first_reply(svc.port).expect("connect");
+        assert_eq!(line, "Exceeded MaxStartups\r\n", "past 100 every one drops");
+        let mut rest = Vec::new();
+        let _ = conn.read_to_end(&mut rest);
+        assert!(rest.is_empty(), "closed after the refusal: {rest:?}");
+    }
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (_, line) = first_reply(svc.port).expect("connect");
+        if line.starts_with("SSH-2.0-OpenSSH_9.2p1") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "places never freed");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

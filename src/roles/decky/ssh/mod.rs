@@ -37,6 +37,7 @@ pub mod delay;
 pub mod ident;
 pub mod session;
 pub mod sftp;
+pub mod startups;
 pub mod transport;
 
 /// Settings the emulation reads besides the catalogue's persona keys.
@@ -68,6 +69,7 @@ pub struct State {
     delay: delay::FailDelay,
     idle: Duration,
     config: RwLock<Arc<Config>>,
+    startups: startups::Startups,
 }
 
 impl State {
@@ -167,6 +169,7 @@ pub fn handler(spec: &ServiceSpec, emitter: Emitter) -> Result<(Handler, Limits)
         delay: delay::FailDelay::new(delay),
         idle: limits.idle,
         config: RwLock::new(Arc::new(Config::default())),
+        startups: startups::Startups::default(),
     });
     state.set(state.config(transport::HostKeys::derive(&state.persona).0));
     let rsa = spec.settings.get("SSH_RSA_HOST_KEY").map(|v| v.trim());
@@ -205,6 +208,14 @@ async fn connection(state: Arc<State>, conn: Conn) {
     } = conn;
     let em = &state.emitter;
     em.emit(em.peer_event("connect", peer)).await;
+    let Some(startup) = state.startups.admit() else {
+        let mut stream = stream;
+        let _ = stream.write_all(startups::REFUSAL).await;
+        let m = em
+            .peer_event("disconnect", peer)
+            .param("reason", "MaxStartups");
+        return em.emit(m).await;
+    };
     let mut reader = BufReader::with_capacity(4096, stream);
     let banner = state.release.ident();
     if reader
@@ -239,7 +250,7 @@ async fn connection(state: Arc<State>, conn: Conn) {
     replay.extend_from_slice(b"\r\n");
     replay.extend_from_slice(reader.buffer());
     let stream = ident::Replay::new(reader.into_inner(), replay, banner.len() + 2);
-    let handler = session::Conn::new(state.clone(), peer, local);
+    let handler = session::Conn::new(state.clone(), peer, local, startup);
     let Ok(running) = russh::server::run_stream(state.current(), stream, handler).await else {
         return;
     };

@@ -15,6 +15,7 @@ use super::State;
 use super::auth::{log_key, log_secret};
 use super::capture::{Scp, Sink, Upload};
 use super::sftp::Sftp;
+use super::startups::Startup;
 use crate::roles::decky::shell::{self, Input, LineEditor, MAX_TRANSCRIPT, Shell};
 
 /// Longest user name kept: longer than any account's, and than the principal logged.
@@ -51,11 +52,13 @@ pub struct Conn {
     channels: HashMap<ChannelId, Chan>,
     transcript: Vec<u8>,
     dropped: u64,
+    /// The connection's place among the unauthenticated ones, until it logs in.
+    startup: Option<Startup>,
 }
 
 impl Conn {
-    /// A connection from `peer` to `local`.
-    pub fn new(state: Arc<State>, peer: SocketAddr, local: SocketAddr) -> Self {
+    /// A connection from `peer` to `local`, holding `startup` until it logs in.
+    pub fn new(state: Arc<State>, peer: SocketAddr, local: SocketAddr, startup: Startup) -> Self {
         Conn {
             state,
             peer,
@@ -67,6 +70,7 @@ impl Conn {
             channels: HashMap::new(),
             transcript: Vec::new(),
             dropped: 0,
+            startup: Some(startup),
         }
     }
 
@@ -124,6 +128,7 @@ impl Conn {
         match account {
             Some(a) => {
                 self.user = Some(a);
+                self.startup = None;
                 Auth::Accept
             }
             None => {
