@@ -525,13 +525,12 @@ fn unauthenticated_connections_past_max_startups_are_dropped_as_sshd_does() {
         assert!(rest.is_empty(), "closed after the refusal: {rest:?}");
     }
     drop(held);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
+    // The decky sees the 100 closes at once; 100 tries 50 ms apart give it 5 s.
+    let freed = (0..100).any(|_| {
         let (_, line) = first_reply(svc.port).expect("connect");
-        if line.starts_with("SSH-2.0-OpenSSH_9.2p1") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "places never freed");
+        #[allow(clippy::disallowed_methods)] // a blocking client polling a child process
         std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+        line.starts_with("SSH-2.0-OpenSSH_9.2p1")
+    });
+    assert!(freed, "places never freed");
 }
