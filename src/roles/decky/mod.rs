@@ -39,6 +39,7 @@ pub mod persona;
 pub mod postgres;
 pub mod quarantine;
 pub mod redis;
+pub mod seedrng;
 pub mod shell;
 pub mod smtp;
 pub mod ssh;

@@ -1,28 +1,26 @@
 //! The https certificate: the operator's (`TLS_CERT`/`TLS_KEY`, PEM) or one generated
 //! from the decky's seed that looks like the self-signed certificate a distro makes at
-//! install time (Debian's `ssl-cert` snakeoil, RHEL's `localhost.crt`).
+//! install time (Debian's `ssl-cert` snakeoil, RHEL's `localhost.crt`, IIS's own).
 //!
-//! The generated one is a pure function of the seed: the P-256 key, the serial, the
-//! install date and even the ECDSA signature nonce are derived from it, so a restarted
-//! decky serves the very same certificate (same SHA-256 fingerprint, which is what
-//! scanners index) and no two deckies ever share one. ring has no API to build a key or a
-//! signature from caller-chosen randomness except its fixed-output test generator, which
-//! is exactly what is wanted here: it hands ring the seed-derived bytes where ring would
-//! draw random ones. Those bytes are secret (derived from the seed), so the nonce stays
-//! unpredictable to anyone without the seed, as ECDSA requires.
+//! Those are all RSA-2048 keys signed with SHA-256 (`make-ssl-cert`, `sscg` and IIS's
+//! defaults), so this one is too: an ECDSA snakeoil would be a tell. The generated one is
+//! a pure function of the seed: the key comes from seeded randomness ([`SeedRng`]), the
+//! serial and install date from the seed, and PKCS #1 v1.5 signatures need no randomness,
+//! so a restarted decky serves the very same certificate (same SHA-256 fingerprint, which
+//! is what scanners index) and no two deckies ever share one.
 use std::sync::Arc;
 
 use rcgen::{
-    CertificateParams, DistinguishedName, DnType, PKCS_ECDSA_P256_SHA256, PublicKeyData, SanType,
-    SerialNumber, SignatureAlgorithm, SigningKey,
+    CertificateParams, DistinguishedName, DnType, KeyPair, PKCS_RSA_SHA256, SanType, SerialNumber,
 };
-use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _};
+use rsa::pkcs8::EncodePrivateKey;
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::{Duration, OffsetDateTime};
 
 use crate::roles::decky::Persona;
+use crate::roles::decky::seedrng::SeedRng;
 
 /// What went wrong building the https identity.
 #[derive(Debug, thiserror::Error)]
@@ -74,63 +72,24 @@ fn configured(cert: &str, key: &str) -> Result<Identity, TlsError> {
     Ok((chain, key))
 }
 
-/// ring's test generator: fills every request with one fixed 32-byte slice.
-#[allow(deprecated)] // see the module doc: the only way to hand ring chosen bytes
-type Fixed<'a> = ring::test::rand::FixedSliceRandom<'a>;
+/// The size of the key `make-ssl-cert`, `sscg` and IIS make.
+pub const RSA_BITS: usize = 2048;
 
-/// An ECDSA P-256 key whose key and signatures are functions of a seed.
-struct SeededKey {
-    pair: EcdsaKeyPair,
-    nonce: [u8; 32],
-}
-
-impl PublicKeyData for SeededKey {
-    fn der_bytes(&self) -> &[u8] {
-        self.pair.public_key().as_ref()
-    }
-
-    fn algorithm(&self) -> &'static SignatureAlgorithm {
-        &PKCS_ECDSA_P256_SHA256
-    }
-}
-
-impl SigningKey for SeededKey {
-    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
-        let rng = Fixed { bytes: &self.nonce };
-        self.pair
-            .sign(&rng, msg)
-            .map(|s| s.as_ref().to_vec())
-            .map_err(|_| rcgen::Error::RingUnspecified)
-    }
-}
-
-/// The decky's own certificate and key, derived from its seed.
+/// The decky's own certificate and key, derived from its seed. RSA prime generation
+/// takes a fraction of a second optimised; the service makes it once, at start.
 pub fn generated(
     persona: &Persona,
 ) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), TlsError> {
     let gen_err = |e: &dyn std::fmt::Display| TlsError::Generate(e.to_string());
-    // A derived scalar can fall outside the curve order (odds 2^-32); try the next label.
-    let (pkcs8, pair) = (0..4)
-        .find_map(|attempt| {
-            let bytes = persona.derive(&format!("tls-key-{attempt}"));
-            let rng = Fixed { bytes: &bytes };
-            let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).ok()?;
-            let pair =
-                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, doc.as_ref(), &rng)
-                    .ok()?;
-            Some((doc.as_ref().to_vec(), pair))
-        })
-        .ok_or_else(|| gen_err(&"no usable key"))?;
-    let key = SeededKey {
-        pair,
-        nonce: persona.derive("tls-nonce"),
-    };
+    let mut rng = SeedRng::new(persona, &format!("tls-key-rsa-{RSA_BITS}"));
+    let rsa = rsa::RsaPrivateKey::new(&mut rng, RSA_BITS).map_err(|e| gen_err(&e))?;
+    let pkcs8 = rsa.to_pkcs8_der().map_err(|e| gen_err(&e))?;
+    let pkcs8 = PrivatePkcs8KeyDer::from(pkcs8.as_bytes().to_vec());
+    let key =
+        KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &PKCS_RSA_SHA256).map_err(|e| gen_err(&e))?;
     let params = params(persona).map_err(|e| gen_err(&e))?;
     let cert = params.self_signed(&key).map_err(|e| gen_err(&e))?;
-    Ok((
-        cert.der().clone(),
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8)),
-    ))
+    Ok((cert.der().clone(), PrivateKeyDer::Pkcs8(pkcs8)))
 }
 
 /// Subject, validity and serial like the distro's install-time certificate.
@@ -187,5 +146,19 @@ mod tests {
             / 86_400;
         assert_eq!(days, 3650);
         assert!(server_config(&p, None, None, &[b"h2"]).is_ok());
+        let spki = cert.public_key();
+        assert_eq!(
+            spki.algorithm.algorithm.to_id_string(),
+            "1.2.840.113549.1.1.1"
+        );
+        assert_eq!(
+            cert.signature_algorithm.algorithm.to_id_string(),
+            "1.2.840.113549.1.1.11",
+            "sha256WithRSAEncryption"
+        );
+        match spki.parsed() {
+            Ok(x509_parser::public_key::PublicKey::RSA(k)) => assert_eq!(k.key_size(), RSA_BITS),
+            other => panic!("not an RSA key: {other:?}"),
+        }
     }
 }
