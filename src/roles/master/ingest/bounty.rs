@@ -3,12 +3,13 @@
 //!
 //! Payloads are JSON objects built here from a fixed set of keys, each value clipped to
 //! [`MAX_VALUE`] bytes: an attacker controls the values, never the shape or the size.
-//! The proxy-header (`ip_leak`) analysis and the prober's active fingerprints (JARM,
-//! HASSH server, TCP/ICMP) are not derived yet: nothing in decnet emits them so far.
+//! The same headers go through the proxy-header analysis ([`super::proxy`], `ip_leak`).
+//! The prober's active fingerprints (JARM, HASSH server, TCP/ICMP) are not derived yet:
+//! nothing in decnet emits them so far.
 use serde_json::{Map, Value};
 
 use super::clip;
-use super::useragent;
+use super::{proxy, useragent};
 use crate::store::{FingerprintEntry, IngestRow, NewBounty};
 use crate::syslog::Fields;
 
@@ -87,8 +88,21 @@ const MAIL_KEYS: &[&str] = &[
 /// Every bounty of `row`.
 pub fn extract(row: &IngestRow, fields: &Fields) -> Vec<Found> {
     let mut out = Vec::new();
-    if let Some(found) = user_agent(row, fields) {
+    let headers = fields
+        .get("headers")
+        .filter(|h| h.len() <= MAX_HEADERS)
+        .and_then(|h| serde_json::from_str::<Map<String, Value>>(h).ok());
+    if let Some(found) = user_agent(row, fields, headers.as_ref()) {
         out.push(found);
+    }
+    if let Some(p) = headers
+        .as_ref()
+        .and_then(|h| proxy::ip_leak(&row.attacker_ip, h))
+    {
+        out.push(Found {
+            bounty: bounty(row, "ip_leak", p),
+            fingerprint: None,
+        });
     }
     for &(event, service, kind, key) in FINGERPRINTS {
         if row.event_type != event || service.is_some_and(|s| s != row.service) {
@@ -126,17 +140,17 @@ pub fn extract(row: &IngestRow, fields: &Fields) -> Vec<Found> {
 
 /// The `http_useragent` fingerprint of a `headers` object with a `User-Agent` (any
 /// casing; an empty value counts), or of an explicit `user_agent` field.
-fn user_agent(row: &IngestRow, fields: &Fields) -> Option<Found> {
-    let from_headers = fields
-        .get("headers")
-        .filter(|h| h.len() <= MAX_HEADERS)
-        .and_then(|h| serde_json::from_str::<Map<String, Value>>(h).ok())
-        .and_then(|headers| {
-            headers.into_iter().find_map(|(k, v)| match v {
-                Value::String(s) if k.eq_ignore_ascii_case("user-agent") => Some(s),
-                _ => None,
-            })
-        });
+fn user_agent(
+    row: &IngestRow,
+    fields: &Fields,
+    headers: Option<&Map<String, Value>>,
+) -> Option<Found> {
+    let from_headers = headers.and_then(|headers| {
+        headers.iter().find_map(|(k, v)| match v {
+            Value::String(s) if k.eq_ignore_ascii_case("user-agent") => Some(s.clone()),
+            _ => None,
+        })
+    });
     let value = from_headers.or_else(|| fields.get("user_agent").map(str::to_owned))?;
     let verdict = useragent::classify(&value);
     let mut p = Map::new();
@@ -222,6 +236,22 @@ mod tests {
         assert!(extract(&row("http", "request"), &none).is_empty());
         let broken = fields(&[("headers", "{not json")]);
         assert!(extract(&row("http", "request"), &broken).is_empty());
+    }
+
+    #[test]
+    fn a_forwarded_address_is_an_ip_leak() {
+        let f = fields(&[(
+            "headers",
+            r#"{"User-Agent":"curl/8.5.0","X-Forwarded-For":"10.9.8.7"}"#,
+        )]);
+        let found = extract(&row("http", "request"), &f);
+        let kinds: Vec<&str> = found
+            .iter()
+            .map(|f| f.bounty.bounty_type.as_str())
+            .collect();
+        assert_eq!(kinds, ["fingerprint", "ip_leak"]);
+        assert_eq!(payload(&found[1])["leaked_ips"][0], "10.9.8.7");
+        assert_eq!(payload(&found[1])["src_ip"], "203.0.113.5");
     }
 
     #[test]

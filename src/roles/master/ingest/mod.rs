@@ -4,7 +4,8 @@
 //! acknowledge after that commit. This module follows the committed rows on a
 //! connection of its own, by id cursor (`state["ingest_worker_cursor"]`), and turns each
 //! batch into credentials ([`credentials`]), bounties ([`bounty`], with user agents
-//! classified by [`useragent`]) and attacker profiles ([`profiler`]). One batch is one
+//! classified by [`useragent`], forwarding headers that leak another address by
+//! [`proxy`]) and attacker profiles ([`profiler`]). One batch is one
 //! transaction that also advances the cursor ([`worker`]), so every event is derived
 //! exactly once, across crashes and restarts, and never slows an acknowledgement.
 //!
@@ -29,6 +30,7 @@
 pub mod bounty;
 pub mod credentials;
 pub mod profiler;
+pub mod proxy;
 pub mod useragent;
 pub mod worker;
 
