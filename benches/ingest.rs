@@ -11,6 +11,9 @@
 //! 25 % http `request` with a JSON `headers` object (8 user agents), 20 % shell
 //! `command`, 10 % `connect`, 5 % `file_captured`; 10,000 source addresses (IPv4 and
 //! IPv6 documentation ranges) over 12 deckies.
+#[path = "../src/allocator.rs"]
+mod allocator;
+
 use tokio::time::Instant;
 
 use base64::Engine;
@@ -110,6 +113,9 @@ fn peak_rss_kib() -> u64 {
 }
 
 fn main() -> BenchResult<()> {
+    if !allocator::configure() {
+        return Err("SQLite refused the allocator".into());
+    }
     let rows = env("BENCH_ROWS", 1_000_000);
     let batch = env("BENCH_BATCH", u64::from(BATCH_ROWS)) as u32;
     let dir = tempfile::tempdir()?;
