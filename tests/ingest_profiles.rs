@@ -1,9 +1,11 @@
 //! Attacker profiles built in place over many batches (engine.md §3.5): a stream derived
-//! in small batches, across restarts and a failed commit, gives exactly the profiles,
-//! commands, fingerprints, credentials and bounties of the same stream derived in one
-//! batch.
+//! in small batches, across restarts and failed commits, with the profiler flushing
+//! after every few batches or holding its changes to the end, gives exactly the
+//! profiles, commands, fingerprints, credentials and bounties of the same stream derived
+//! in one batch.
 use std::time::Duration;
 
+use decnet::roles::master::ingest::profiler::Flush;
 use decnet::roles::master::ingest::worker::Pipeline;
 use decnet::roles::master::ingest::{MAX_COMMANDS, MAX_FINGERPRINTS};
 use decnet::store::{AttackerQuery, AttackerRecord, AttackerSort, LogRecord, Options, Store};
@@ -115,8 +117,50 @@ fn derived(store: &Store) -> (Vec<AttackerRecord>, Vec<String>, Vec<String>) {
     (attackers, credentials, bounties)
 }
 
+/// Derives `store` in batches of 23 rows with profile flushes at `flush`. Counting only
+/// the batches that move the cursor (not those that replay profiles), the 4th of every 9
+/// meets another writer's lock and every 5th is followed by a restart.
+fn derive_in_pieces(store: &Store, path: &std::path::Path, flush: &Flush) {
+    let mut p = Pipeline::open_with(store, flush.clone()).expect("pipeline");
+    let mut round = 0;
+    let mut locked = None;
+    loop {
+        // The commit fails, nothing of the batch counts, and the same batch is derived
+        // again (with the profile changes held before it). Steps that only replay
+        // profiles without flushing write nothing, so they pass the lock.
+        if round % 9 == 4 && locked != Some(round) {
+            locked = Some(round);
+            let blocker = rusqlite::Connection::open(path).expect("blocker");
+            blocker.execute_batch("BEGIN IMMEDIATE").expect("lock");
+            let cursor = p.cursor();
+            let failed = (0..1000).any(|_| match p.step(23) {
+                Err(_) => true,
+                Ok(step) => {
+                    assert_eq!(p.cursor(), cursor, "nothing commits under the lock");
+                    assert!(step.rows > 0, "the stream is not over");
+                    false
+                }
+            });
+            assert!(failed, "a commit met the lock");
+            blocker.execute_batch("ROLLBACK").expect("unlock");
+        }
+        let before = p.cursor();
+        if p.step(23).expect("step").rows == 0 {
+            break;
+        }
+        if p.cursor() == before {
+            continue;
+        }
+        round += 1;
+        // A restart: a new pipeline with nothing in memory.
+        if round % 5 == 2 {
+            p = Pipeline::open_with(store, flush.clone()).expect("reopen");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn many_batches_restarts_and_a_failed_commit_equal_one_batch() {
+async fn many_batches_restarts_and_failed_commits_equal_one_batch() {
     let one = tempfile::tempdir().expect("temp dir");
     let whole = store_with_events(one.path(), Options::default()).await;
     let s = whole.clone();
@@ -127,42 +171,7 @@ async fn many_batches_restarts_and_a_failed_commit_equal_one_batch() {
     })
     .await
     .expect("task");
-
-    let many = tempfile::tempdir().expect("temp dir");
-    let options = Options {
-        busy_timeout: Duration::from_millis(50),
-        ..Options::default()
-    };
-    let pieces = store_with_events(many.path(), options).await;
-    let s = pieces.clone();
-    let path = many.path().join("decnet.db");
-    tokio::task::spawn_blocking(move || {
-        let mut p = Pipeline::open(&s).expect("pipeline");
-        for round in 0.. {
-            // Every 9th batch meets another writer's lock: the commit fails, nothing of
-            // the batch counts, and the same batch is derived again.
-            if round % 9 == 4 {
-                let blocker = rusqlite::Connection::open(&path).expect("blocker");
-                blocker.execute_batch("BEGIN IMMEDIATE").expect("lock");
-                let cursor = p.cursor();
-                assert!(p.step(23).is_err(), "the commit cannot take the lock");
-                assert_eq!(p.cursor(), cursor);
-                blocker.execute_batch("ROLLBACK").expect("unlock");
-            }
-            if p.step(23).expect("step").rows == 0 {
-                break;
-            }
-            // A restart every 5th batch: a new pipeline with nothing in memory.
-            if round % 5 == 2 {
-                p = Pipeline::open(&s).expect("reopen");
-            }
-        }
-    })
-    .await
-    .expect("task");
-
     let (a1, c1, b1) = derived(&whole);
-    let (a2, c2, b2) = derived(&pieces);
     assert_eq!(a1.len(), 4, "four addresses, Unknown has no profile");
     let busiest = &a1[0];
     assert_eq!(busiest.ip, "203.0.113.9");
@@ -171,7 +180,30 @@ async fn many_batches_restarts_and_a_failed_commit_equal_one_batch() {
     assert_eq!(busiest.fingerprints.len(), MAX_FINGERPRINTS);
     assert_eq!(busiest.deckies, ["d0", "d1", "d2", "d3"]);
     assert!(busiest.bounty_count > 0 && busiest.credential_count > 0);
-    assert_eq!(a1, a2, "profiles");
-    assert_eq!(c1, c2, "credentials");
-    assert_eq!(b1, b2, "bounties");
+
+    let options = Options {
+        busy_timeout: Duration::from_millis(50),
+        ..Options::default()
+    };
+    let every_few = Flush {
+        rows: 60,
+        ..Flush::default()
+    };
+    let at_the_end = Flush {
+        age: Duration::from_secs(3600),
+        ..Flush::default()
+    };
+    for (name, flush) in [("every few batches", every_few), ("at the end", at_the_end)] {
+        let many = tempfile::tempdir().expect("temp dir");
+        let pieces = store_with_events(many.path(), options.clone()).await;
+        let s = pieces.clone();
+        let path = many.path().join("decnet.db");
+        tokio::task::spawn_blocking(move || derive_in_pieces(&s, &path, &flush))
+            .await
+            .expect("task");
+        let (a2, c2, b2) = derived(&pieces);
+        assert_eq!(a1, a2, "profiles, flushing {name}");
+        assert_eq!(c1, c2, "credentials, flushing {name}");
+        assert_eq!(b1, b2, "bounties, flushing {name}");
+    }
 }

@@ -1,22 +1,29 @@
 //! The ingester's own connection: committed `logs` rows after a cursor, and one
-//! transaction per batch that writes everything derived from them *and* the cursor.
+//! transaction per batch that writes everything derived from them *and* the cursors.
 //!
-//! Exactly once: the derived rows (credentials, bounties, attacker profiles) and the
-//! new cursor commit together, so a crash before the commit re-derives the batch from
-//! the old cursor and a crash after it never sees the batch again. Rows are read by id
+//! Exactly once: the derived rows (credentials, bounties) and the new cursor commit
+//! together, so a crash before the commit re-derives the batch from the old cursor and a
+//! crash after it never sees the batch again. Attacker profiles have a cursor of their
+//! own, committed with the profile changes it covers: the profiler may hold changes of
+//! several committed batches before it writes them, and after a crash it derives the
+//! profiles again from its own cursor. Rows are read by id
 //! (the rowid, which the single event writer hands out in commit order), so nothing
 //! committed is skipped. The connection is separate from the event writer's: the
 //! listener's acknowledgements never wait for derivation beyond SQLite's short write
-//! lock, which `busy_timeout` serialises.
+//! lock, which `busy_timeout` serialises. Its transactions are `IMMEDIATE`, as the
+//! writer's: each takes the write lock before it reads, so the two queue for it instead
+//! of one failing at once with "database is locked".
 //!
 //! `synchronous=NORMAL` here, unlike the event writer: everything this connection
 //! writes can be derived again from `logs`, and a transaction lost to power failure
 //! takes its cursor with it.
-use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashMap;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::bounty::{self, NewBounty};
 use super::credentials::{self, NewCredential};
-use super::profiles::{self, ProfileTotals, ProfileUpdate, StoredProfile};
+use super::profiles::{self, NewProfile, ProfileTotals, ProfileUpdate, StoredProfile};
 use super::{Error, Result, Store};
 
 /// A committed `logs` row, with the columns derivation reads.
@@ -38,18 +45,22 @@ pub struct IngestRow {
     pub fields: String,
 }
 
-/// Everything one batch derived, and the cursor that says the batch is done.
+/// Everything one batch derived, and the cursors that say what is done.
 #[derive(Debug, Default)]
 pub struct Changes {
     /// Credentials to upsert.
     pub credentials: Vec<NewCredential>,
     /// Bounties to insert (duplicates are skipped).
     pub bounties: Vec<NewBounty>,
-    /// Profile changes. Each profile's `bounty_count` is also raised by the bounties of
-    /// this batch that were really new.
+    /// Profiles first seen by this batch whose changes wait for a later flush.
+    pub created: Vec<NewProfile>,
+    /// Profile changes flushed with this batch. Each profile's `bounty_count` is also
+    /// raised by the bounties of this batch that were really new.
     pub attackers: Vec<ProfileUpdate>,
-    /// The last log id of the batch.
-    pub cursor: i64,
+    /// The last log id of the batch (none for a batch that only derives profiles again).
+    pub cursor: Option<i64>,
+    /// The last log id [`Self::attackers`] cover, when this batch flushes profiles.
+    pub profile_cursor: Option<i64>,
 }
 
 /// What a committed batch did.
@@ -57,17 +68,18 @@ pub struct Changes {
 pub struct Applied {
     /// The attempt count of each credential of [`Changes::credentials`], in order.
     pub attempts: Vec<i64>,
-    /// Bounties stored (not already present).
-    pub new_bounties: usize,
+    /// Bounties stored (not already present), per address.
+    pub new_bounties: HashMap<String, i64>,
     /// The totals of each profile of [`Changes::attackers`], in order.
     pub totals: Vec<ProfileTotals>,
 }
 
-/// The ingester's connection and the `state` key of its cursor.
+/// The ingester's connection and the `state` keys of its cursors.
 #[derive(Debug)]
 pub struct Ingest {
     conn: Connection,
     key: String,
+    profile_key: String,
 }
 
 /// The JSON of the cursor in `state`.
@@ -77,14 +89,21 @@ struct Cursor {
 }
 
 impl Store {
-    /// A connection for the ingester whose cursor is `state[key]`.
-    pub fn ingest(&self, key: &str) -> Result<Ingest> {
+    /// A connection for the ingester whose cursor is `state[key]`, and the profiles'
+    /// `state[profile_key]`.
+    pub fn ingest(&self, key: &str, profile_key: &str) -> Result<Ingest> {
         let conn = self.connect(false)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "cache_size", -i64::from(self.options.cache_kib))?;
+        conn.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            self.options.wal_checkpoint_pages,
+        )?;
         Ok(Ingest {
             conn,
             key: key.to_owned(),
+            profile_key: profile_key.to_owned(),
         })
     }
 }
@@ -92,20 +111,24 @@ impl Store {
 impl Ingest {
     /// The last log id already derived (0 before the first batch).
     pub fn cursor(&self) -> Result<i64> {
-        let text: Option<String> = self
+        Ok(read_cursor(&self.conn, &self.key)?.unwrap_or(0))
+    }
+
+    /// The last log id the stored profiles cover. A store from before profiles had a
+    /// cursor of their own committed them with each batch: there it starts at
+    /// [`Self::cursor`], stored now so that batches whose profile changes are held (and
+    /// may die with the process) cannot move it.
+    pub fn profile_cursor(&mut self) -> Result<i64> {
+        if let Some(id) = read_cursor(&self.conn, &self.profile_key)? {
+            return Ok(id);
+        }
+        let tx = self
             .conn
-            .query_row(
-                "SELECT value FROM state WHERE key = ?1",
-                params![self.key],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let Some(text) = text else {
-            return Ok(0);
-        };
-        serde_json::from_str::<Cursor>(&text)
-            .map(|c| c.last_log_id)
-            .map_err(|e| Error::Corrupt(format!("state {}: {e}", self.key)))
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let id = read_cursor(&tx, &self.key)?.unwrap_or(0);
+        write_cursor(&tx, &self.profile_key, id)?;
+        tx.commit()?;
+        Ok(id)
     }
 
     /// Up to `limit` committed rows with an id above `after`, in id order.
@@ -133,35 +156,67 @@ impl Ingest {
         profiles::stored(&self.conn, ip)
     }
 
-    /// Commits `changes` and the cursor in one transaction. Each attacker's
+    /// Commits `changes` and the cursors in one transaction. Each flushed attacker's
     /// `bounty_count` also counts the new bounties of its address.
     pub fn commit(&mut self, changes: &Changes) -> Result<Applied> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut applied = Applied::default();
+        for p in &changes.created {
+            profiles::create(&tx, p)?;
+        }
         for c in &changes.credentials {
             applied.attempts.push(credentials::upsert(&tx, c)?);
         }
-        let mut new_per_ip: std::collections::HashMap<&str, i64> = Default::default();
         for b in &changes.bounties {
             if bounty::insert(&tx, b)? {
-                applied.new_bounties += 1;
-                *new_per_ip.entry(b.attacker_ip.as_str()).or_default() += 1;
+                *applied
+                    .new_bounties
+                    .entry(b.attacker_ip.clone())
+                    .or_default() += 1;
             }
         }
         for a in &changes.attackers {
-            let bounties = new_per_ip.get(a.ip.as_str()).copied().unwrap_or(0);
+            let bounties = applied.new_bounties.get(&a.ip).copied().unwrap_or(0);
             applied.totals.push(profiles::apply(&tx, a, bounties)?);
         }
-        let cursor = serde_json::to_string(&Cursor {
-            last_log_id: changes.cursor,
-        })
-        .map_err(|e| Error::Corrupt(e.to_string()))?;
-        tx.execute(
-            "INSERT INTO state (key, value) VALUES (?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            params![self.key, cursor],
-        )?;
+        if let Some(id) = changes.cursor {
+            write_cursor(&tx, &self.key, id)?;
+        }
+        if let Some(id) = changes.profile_cursor {
+            write_cursor(&tx, &self.profile_key, id)?;
+        }
         tx.commit()?;
         Ok(applied)
     }
+}
+
+/// The cursor stored under `key`, if any.
+fn read_cursor(conn: &Connection, key: &str) -> Result<Option<i64>> {
+    let text: Option<String> = conn
+        .query_row(
+            "SELECT value FROM state WHERE key = ?1",
+            params![key],
+            |r| r.get(0),
+        )
+        .optional()?;
+    text.map(|text| {
+        serde_json::from_str::<Cursor>(&text)
+            .map(|c| c.last_log_id)
+            .map_err(|e| Error::Corrupt(format!("state {key}: {e}")))
+    })
+    .transpose()
+}
+
+/// Stores cursor `id` under `key`.
+fn write_cursor(tx: &Transaction<'_>, key: &str, id: i64) -> Result<()> {
+    let cursor = serde_json::to_string(&Cursor { last_log_id: id })
+        .map_err(|e| Error::Corrupt(e.to_string()))?;
+    tx.prepare_cached(
+        "INSERT INTO state (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![key, cursor])?;
+    Ok(())
 }

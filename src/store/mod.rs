@@ -68,7 +68,7 @@ pub use lifecycle::{Lifecycle, LifecycleStatus, RESTARTED};
 pub use logs::{Batch, LogRecord, Mark, StoredLog, Watermark};
 pub use migrate::SCHEMA_VERSION;
 pub use offsets::{Offsets, Position};
-pub use profiles::{ProfileLists, ProfileTotals, ProfileUpdate, StoredProfile};
+pub use profiles::{NewProfile, ProfileLists, ProfileTotals, ProfileUpdate, StoredProfile};
 pub use search::{Bucket, FilterError, LogCounts, LogFilter, LogRow, parse_time};
 pub use users::{Role, Seeded, User};
 pub use writer::{Committed, Writer};

@@ -1,11 +1,11 @@
-//! The write side of `attackers` (engine.md §3.5): what one ingestion batch changes in a
-//! profile, applied in place inside the batch's transaction.
+//! The write side of `attackers` (engine.md §3.5): what the profiler's pending changes
+//! add to a profile, applied in place inside an ingestion transaction.
 //!
-//! A batch does not rewrite a profile. Its counters are raised and its first/last seen
+//! A flush does not rewrite a profile. Its counters are raised and its first/last seen
 //! widened by one small `UPDATE`; services, deckies and the traversal path are written only
 //! when the batch changed them; commands and fingerprints are appended to their own tables
 //! (`attacker_commands`, `attacker_fingerprints`), and commands past the per-attacker cap
-//! are deleted oldest first. So a batch's write cost follows what it found, not the size
+//! are deleted oldest first. So a flush's write cost follows what it found, not the size
 //! of the profiles it touched. The totals the bus reports come back from the same
 //! statement (`RETURNING`), so the profiler keeps no counters of its own.
 use rusqlite::{Transaction, params};
@@ -29,32 +29,51 @@ impl ProfileLists {
     }
 }
 
-/// What one batch changes in one attacker profile.
+/// What the events since the last flush change in one attacker profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProfileUpdate {
     /// Profile id.
     pub uuid: String,
     /// Source address.
     pub ip: String,
-    /// Whether the profile is created by this batch.
+    /// Whether the profile is not stored yet (the update creates it).
     pub is_new: bool,
-    /// Earliest event time of the batch.
+    /// Earliest event time of the events.
     pub first_seen: String,
-    /// Latest event time of the batch.
+    /// Latest event time of the events.
     pub last_seen: String,
-    /// Events of the batch.
+    /// Events.
     pub events: i64,
-    /// Credential attempts of the batch.
+    /// Credential attempts.
     pub credentials: i64,
+    /// New bounties of the address in batches already committed.
+    pub bounties: i64,
+    /// Count the address's bounties afresh instead of adding [`Self::bounties`] (after a
+    /// replay, which cannot tell which of its bounties were new).
+    pub recount_bounties: bool,
     /// The new lists, when the batch changed them (a new profile without them has none).
     pub lists: Option<ProfileLists>,
     /// Commands to append, oldest first.
     pub commands: Vec<CommandEntry>,
     /// Stored commands to delete, oldest first, to keep the per-attacker cap.
     pub drop_commands: i64,
-    /// Fingerprints first seen in this batch, to append.
+    /// Fingerprints first seen since the last flush, to append.
     pub fingerprints: Vec<FingerprintEntry>,
-    /// When the batch ran, UTC with microseconds.
+    /// When the flush ran, UTC with microseconds.
+    pub updated_at: String,
+}
+
+/// A profile stored before its changes are: the row exists, with no counts yet, so the
+/// credentials of its address can name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewProfile {
+    /// Profile id.
+    pub uuid: String,
+    /// Source address.
+    pub ip: String,
+    /// Time of its first event.
+    pub seen: String,
+    /// When it was stored, UTC with microseconds.
     pub updated_at: String,
 }
 
@@ -98,14 +117,38 @@ fn json(v: &[String]) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
-/// Applies `u` (with `bounties` new bounties of its address) inside the ingestion
-/// transaction and returns the profile's totals.
+/// Stores `p` with no counts and no lists.
+pub(super) fn create(tx: &Transaction<'_>, p: &NewProfile) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO attackers (uuid, ip, first_seen, last_seen, event_count,
+             service_count, decky_count, services, deckies, traversal_path,
+             is_traversal, bounty_count, credential_count, fingerprints, commands,
+             updated_at, command_count)
+         VALUES (?1, ?2, ?3, ?3, 0, 0, 0, '[]', '[]', NULL, 0, 0, 0, '[]', '[]', ?4, 0)",
+    )?
+    .execute(params![p.uuid, p.ip, p.seen, p.updated_at])?;
+    Ok(())
+}
+
+/// The `bounty_count` assignment of an update: raised by `?4`, or counted afresh when
+/// parameter `recount` is true.
+fn bounties_sql(recount: usize) -> String {
+    format!(
+        "bounty_count = CASE WHEN ?{recount} THEN
+             (SELECT count(*) FROM bounty WHERE bounty.attacker_ip = attackers.ip)
+             ELSE bounty_count + ?4 END"
+    )
+}
+
+/// Applies `u` (with `bounties` more new bounties of its address, from the running
+/// batch) inside the ingestion transaction and returns the profile's totals.
 pub(super) fn apply(
     tx: &Transaction<'_>,
     u: &ProfileUpdate,
     bounties: i64,
 ) -> Result<ProfileTotals> {
     let commands = i64::try_from(u.commands.len()).unwrap_or(i64::MAX);
+    let bounties = u.bounties + bounties;
     let totals = if u.is_new {
         let empty = ProfileLists::default();
         let l = u.lists.as_ref().unwrap_or(&empty);
@@ -143,13 +186,13 @@ pub(super) fn apply(
             Some(l) => {
                 let mut stmt = tx.prepare_cached(&format!(
                     "UPDATE attackers SET event_count = event_count + ?2,
-                     credential_count = credential_count + ?3,
-                     bounty_count = bounty_count + ?4,
+                     credential_count = credential_count + ?3, {},
                      command_count = command_count + ?5,
                      first_seen = min(first_seen, ?6), last_seen = max(last_seen, ?7),
                      updated_at = ?8, service_count = ?9, decky_count = ?10, services = ?11,
                      deckies = ?12, traversal_path = ?13, is_traversal = ?14
-                 WHERE uuid = ?1 {TOTALS}"
+                 WHERE uuid = ?1 {TOTALS}",
+                    bounties_sql(15)
                 ))?;
                 let path = l.traversal_path();
                 stmt.query_row(
@@ -168,6 +211,7 @@ pub(super) fn apply(
                         json(&l.deckies),
                         path,
                         path.is_some(),
+                        u.recount_bounties,
                     ],
                     totals,
                 )?
@@ -175,12 +219,12 @@ pub(super) fn apply(
             None => {
                 let mut stmt = tx.prepare_cached(&format!(
                     "UPDATE attackers SET event_count = event_count + ?2,
-                     credential_count = credential_count + ?3,
-                     bounty_count = bounty_count + ?4,
+                     credential_count = credential_count + ?3, {},
                      command_count = command_count + ?5,
                      first_seen = min(first_seen, ?6), last_seen = max(last_seen, ?7),
                      updated_at = ?8
-                 WHERE uuid = ?1 {TOTALS}"
+                 WHERE uuid = ?1 {TOTALS}",
+                    bounties_sql(9)
                 ))?;
                 stmt.query_row(
                     params![
@@ -192,6 +236,7 @@ pub(super) fn apply(
                         u.first_seen,
                         u.last_seen,
                         u.updated_at,
+                        u.recount_bounties,
                     ],
                     totals,
                 )?

@@ -176,9 +176,11 @@ async fn gather(
     }
 }
 
-/// One transaction for every request of the batch.
+/// One transaction for every request of the batch. `IMMEDIATE` takes the write lock
+/// first, waiting for it under `busy_timeout`: a deferred transaction that read first
+/// fails at once with "database is locked" when the ingester commits in between.
 fn commit(conn: &mut Connection, requests: &[Batch]) -> Result<Vec<Outcome>> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut outcomes = Vec::with_capacity(requests.len());
     for rows in requests {
         outcomes.push(logs::insert(&tx, rows)?);

@@ -44,6 +44,8 @@ use crate::bus::{Bus, NullBus};
 
 /// The `state` key of the cursor: `{"last_log_id": n}`.
 pub const CURSOR_KEY: &str = "ingest_worker_cursor";
+/// The `state` key of the profiles' cursor, the same shape.
+pub const PROFILE_CURSOR_KEY: &str = "attacker_worker_cursor";
 /// Most rows derived per transaction.
 pub const BATCH_ROWS: u32 = 2000;
 /// Commands kept per attacker (the newest).
