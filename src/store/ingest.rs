@@ -26,6 +26,12 @@ use super::credentials::{self, NewCredential};
 use super::profiles::{self, NewProfile, ProfileTotals, ProfileUpdate, StoredProfile};
 use super::{Error, Result, Store};
 
+/// WAL pages after which the ingester's commit checkpoints. Derived rows land in large
+/// indexes keyed by address and hash, so every batch dirties pages all over them; a WAL
+/// five times the writer's lets a page rewritten by several batches reach the database
+/// file once (catching up on 1,000,000 events: 7.7 → 6.1 KB written per event).
+const INGEST_WAL_PAGES: u32 = 20_000;
+
 /// A committed `logs` row, with the columns derivation reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngestRow {
@@ -95,11 +101,7 @@ impl Store {
         let conn = self.connect(false)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "cache_size", -i64::from(self.options.cache_kib))?;
-        conn.pragma_update(
-            None,
-            "wal_autocheckpoint",
-            self.options.wal_checkpoint_pages,
-        )?;
+        conn.pragma_update(None, "wal_autocheckpoint", INGEST_WAL_PAGES)?;
         Ok(Ingest {
             conn,
             key: key.to_owned(),
