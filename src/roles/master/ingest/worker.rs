@@ -44,8 +44,11 @@ impl Default for Tuning {
     }
 }
 
-/// A bus notification to send once its batch committed.
-type Notice = (&'static str, &'static str, serde_json::Value);
+/// A bus notification of a committed batch: topic, event type, payload.
+pub type Notice = (&'static str, &'static str, serde_json::Value);
+
+/// Committed batches the publisher may hold before the loop waits for it.
+const PUBLISH_QUEUE: usize = 8;
 
 /// What one batch did.
 #[derive(Debug, Default)]
@@ -54,7 +57,19 @@ pub struct Step {
     pub rows: usize,
     /// The cursor after the batch.
     pub cursor: i64,
-    notices: Vec<Notice>,
+    /// What was committed, for the notifications.
+    committed: Option<(Changes, Applied)>,
+}
+
+impl Step {
+    /// The batch's bus notifications. Built here rather than in [`Pipeline::step`], so
+    /// the loop builds them on the runtime while the next batch derives.
+    pub fn notices(&self) -> Vec<Notice> {
+        self.committed
+            .as_ref()
+            .map(|(changes, applied)| notices(changes, applied))
+            .unwrap_or_default()
+    }
 }
 
 /// Credentials dropped for a bad `secret_b64`, for rate-limited warnings.
@@ -168,7 +183,7 @@ impl Pipeline {
             return Ok(Step {
                 rows: rows.len(),
                 cursor: self.cursor,
-                notices: Vec::new(),
+                committed: None,
             });
         } else {
             changes.created = self.profiler.take_created(&now);
@@ -178,7 +193,7 @@ impl Pipeline {
         Ok(Step {
             rows: rows.len(),
             cursor: self.cursor,
-            notices: notices(&changes, &applied),
+            committed: Some((changes, applied)),
         })
     }
 
@@ -197,7 +212,7 @@ impl Pipeline {
             ..Changes::default()
         };
         let applied = self.commit(&changes)?;
-        step.notices = notices(&changes, &applied);
+        step.committed = Some((changes, applied));
         Ok(step)
     }
 
@@ -304,6 +319,15 @@ pub async fn run(
         }
     };
     tracing::info!(cursor = pipeline.cursor(), "ingestion started");
+    // One publisher, in commit order, beside the derivation of the next batch.
+    let (publish, mut committed) = tokio::sync::mpsc::channel::<Step>(PUBLISH_QUEUE);
+    let publisher = tokio::spawn(async move {
+        while let Some(step) = committed.recv().await {
+            for (topic, event_type, payload) in &step.notices() {
+                publish_safely(Some(bus.as_ref()), topic, payload, event_type);
+            }
+        }
+    });
     while !shutdown.is_cancelled() {
         let limit = tuning.batch_rows;
         let (back, outcome) = tokio::task::spawn_blocking(move || {
@@ -315,10 +339,11 @@ pub async fn run(
         pipeline = back;
         let wait = match outcome {
             Ok(step) => {
-                for (topic, event_type, payload) in &step.notices {
-                    publish_safely(Some(bus.as_ref()), topic, payload, event_type);
+                let rows = step.rows;
+                if step.committed.is_some() && publish.send(step).await.is_err() {
+                    return Err("ingestion: the publisher stopped".into());
                 }
-                if step.rows > 0 {
+                if rows > 0 {
                     continue;
                 }
                 tuning.idle_poll
@@ -332,5 +357,8 @@ pub async fn run(
             break;
         }
     }
-    Ok(())
+    drop(publish);
+    publisher
+        .await
+        .map_err(|e| format!("ingestion publisher: {e}"))
 }
