@@ -8,14 +8,16 @@
 //! [`proxy`]) and attacker profiles ([`profiler`]). One batch is one
 //! transaction that also advances the cursor ([`worker`]), so every event is derived
 //! exactly once, across crashes and restarts, and never slows an acknowledgement.
+//! Profiles have a second cursor (`state["attacker_worker_cursor"]`), committed with the
+//! profile changes it covers: caught up, that is every batch; under a backlog, about once
+//! a second.
 //!
 //! Where this differs from the original:
 //! - The original's ingester tailed a JSON file and its profiler ran every 30 s on a
-//!   second cursor. Here both stages run in one task on one cursor, so an attacker's
-//!   credential and bounty counts commit with the rows they count, and an event shows
-//!   in `/credentials` and `/attackers` within one poll (250 ms idle) of its commit.
-//!   Health reports the task under both names it had, `ingestion_worker` and
-//!   `attacker_worker`.
+//!   second cursor. Here both stages run in one task: an event shows in `/credentials`
+//!   and `/attackers` within one poll (250 ms idle) of its commit, and under a backlog
+//!   its profile's counts within a second more. Health reports the task under both names
+//!   it had, `ingestion_worker` and `attacker_worker`.
 //! - `credential_count` counts credential attempts from the address (the original's
 //!   counted a bounty type it never wrote, so it was always 0).
 //! - Events whose address is not an IP (`Unknown`) give credentials and bounties but no
