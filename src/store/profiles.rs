@@ -63,6 +63,28 @@ pub struct ProfileUpdate {
     pub updated_at: String,
 }
 
+impl ProfileUpdate {
+    /// No change yet to the profile `uuid` of `ip`, first seen at `seen`.
+    pub fn empty(uuid: &str, ip: &str, is_new: bool, seen: &str, updated_at: &str) -> Self {
+        Self {
+            uuid: uuid.to_owned(),
+            ip: ip.to_owned(),
+            is_new,
+            first_seen: seen.to_owned(),
+            last_seen: seen.to_owned(),
+            events: 0,
+            credentials: 0,
+            bounties: 0,
+            recount_bounties: false,
+            lists: None,
+            commands: Vec::new(),
+            drop_commands: 0,
+            fingerprints: Vec::new(),
+            updated_at: updated_at.to_owned(),
+        }
+    }
+}
+
 /// A profile stored before its changes are: the row exists, with no counts yet, so the
 /// credentials of its address can name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,15 +141,8 @@ fn json(v: &[String]) -> String {
 
 /// Stores `p` with no counts and no lists.
 pub(super) fn create(tx: &Transaction<'_>, p: &NewProfile) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO attackers (uuid, ip, first_seen, last_seen, event_count,
-             service_count, decky_count, services, deckies, traversal_path,
-             is_traversal, bounty_count, credential_count, fingerprints, commands,
-             updated_at, command_count)
-         VALUES (?1, ?2, ?3, ?3, 0, 0, 0, '[]', '[]', NULL, 0, 0, 0, '[]', '[]', ?4, 0)",
-    )?
-    .execute(params![p.uuid, p.ip, p.seen, p.updated_at])?;
-    Ok(())
+    let empty = ProfileUpdate::empty(&p.uuid, &p.ip, true, &p.seen, &p.updated_at);
+    apply(tx, &empty, 0).map(drop)
 }
 
 /// The `bounty_count` assignment of an update: raised by `?4`, or counted afresh when

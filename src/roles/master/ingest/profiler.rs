@@ -144,11 +144,6 @@ impl Profiler {
         self.cache.is_empty()
     }
 
-    /// Whether changes or observed events wait for a flush.
-    pub fn holds(&self) -> bool {
-        self.pending_rows > 0
-    }
-
     /// Reads the profiles of `ips` that are not in memory with `load` (none: the
     /// address is new).
     pub fn load<'a>(
@@ -315,22 +310,13 @@ impl Profiler {
             .pending
             .entry(row.attacker_ip.clone())
             .or_insert_with(|| Pending {
-                update: ProfileUpdate {
-                    uuid: lean.uuid.clone(),
-                    ip: row.attacker_ip.clone(),
+                update: ProfileUpdate::empty(
+                    &lean.uuid,
+                    &row.attacker_ip,
                     is_new,
-                    first_seen: row.timestamp.clone(),
-                    last_seen: row.timestamp.clone(),
-                    events: 0,
-                    credentials: 0,
-                    bounties: 0,
-                    recount_bounties: false,
-                    lists: None,
-                    commands: Vec::new(),
-                    drop_commands: 0,
-                    fingerprints: Vec::new(),
-                    updated_at: String::new(),
-                },
+                    &row.timestamp,
+                    "",
+                ),
                 commands: VecDeque::new(),
                 lists_changed: is_new,
             });
@@ -467,7 +453,10 @@ mod tests {
         assert!(!profiler.flush_due(false), "within every bound");
         assert!(profiler.flush_due(true));
         let updates = profiler.take("now");
-        assert!(!profiler.holds());
+        assert!(
+            profiler.take("again").is_empty(),
+            "nothing held after a take"
+        );
         assert_eq!(updates.len(), 1);
         let u = &updates[0];
         assert!(u.is_new);
