@@ -19,17 +19,19 @@ impl Drop for Fleet<'_> {
     }
 }
 
-/// Logs in (the persona refuses a login now and then, as the original does, so it
-/// retries), uploads the file named and prints the server's answer.
+/// Logs in, uploads the file named and prints the server's answer. The persona refuses
+/// about one credential in ten, always the same ones (so a retry with the same password
+/// fails again): the client goes on to the next password, and retries while the service
+/// starts.
 const CLIENT: &str = r#"
-import ftplib, io, sys, time
+import ftplib, io, itertools, sys, time
 host, data = sys.argv[1], open(sys.argv[2], "rb").read()
 deadline = time.time() + 60
-while True:
+for n in itertools.count():
     try:
         ftp = ftplib.FTP()
         ftp.connect(host, 21, timeout=10)
-        ftp.login("backup", "Backup-2024!")
+        ftp.login("backup", "Backup-2024!" if n == 0 else "Backup-2024!%d" % n)
         break
     except (OSError, ftplib.Error) as e:
         if time.time() > deadline:
