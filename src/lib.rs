@@ -15,6 +15,7 @@
 //!   and the deterministic builders that turn an INI file or flags into deckies.
 //! - [`pki`]: the decnet CA, certificate issue, bundles on disk, fingerprints.
 //! - [`tls`]: rustls configurations for mTLS servers and pinned clients.
+//! - [`https`]: axum over mTLS with the peer identity per request, and a pinned client.
 //! - [`bus`]: the host-local publish/subscribe bus: wire protocol, broker, client, topics.
 //! - [`engine`]: Docker through bollard: the decky image built from this binary, the fleet
 //!   network, decky containers, deploy / teardown / status and the state file.
@@ -34,6 +35,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod fsutil;
+pub mod https;
 pub mod ini;
 pub mod logging;
 pub mod logship;

@@ -21,6 +21,7 @@ mod fleet;
 pub mod rng;
 mod seed;
 mod spec;
+pub mod swarm;
 
 pub use cidr::{CidrError, Ipv4Net};
 pub use decky::{

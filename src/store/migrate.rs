@@ -245,8 +245,53 @@ UPDATE attackers SET command_count = json_array_length(commands),
     commands = '[]', fingerprints = '[]';
 ";
 
+/// Version 8: the swarm (swarm.md §13): enrolled worker hosts and which host runs which
+/// decky. `decky_lifecycle` (version 5) already carries `host_uuid`; it gets the index
+/// the heartbeat's "open row of this decky" lookup needs.
+///
+/// - `swarm_hosts`: one row per enrolled worker; `name` is its certificate CN and
+///   `client_cert_fingerprint` the pin every link checks (indexed: the listener asks by
+///   name and pin on every connection and recheck).
+/// - `decky_shards`: keyed by decky name (names are swarm-wide unique; re-homing a decky
+///   overwrites its host). The store deletes a host's shards before the host.
+const V8: &str = "
+CREATE TABLE swarm_hosts (
+    uuid                     TEXT PRIMARY KEY,
+    name                     TEXT NOT NULL UNIQUE,
+    address                  TEXT NOT NULL,
+    agent_port               INTEGER NOT NULL DEFAULT 8765,
+    status                   TEXT NOT NULL DEFAULT 'enrolled',
+    last_heartbeat           TEXT,
+    client_cert_fingerprint  TEXT NOT NULL,
+    updater_cert_fingerprint TEXT,
+    cert_bundle_path         TEXT NOT NULL,
+    enrolled_at              TEXT NOT NULL,
+    notes                    TEXT,
+    use_ipvlan               INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX swarm_hosts_status ON swarm_hosts (status);
+CREATE INDEX swarm_hosts_fingerprint ON swarm_hosts (client_cert_fingerprint);
+
+CREATE TABLE decky_shards (
+    decky_name   TEXT PRIMARY KEY,
+    host_uuid    TEXT NOT NULL,
+    services     TEXT NOT NULL DEFAULT '[]',
+    decky_config TEXT,
+    decky_ip     TEXT,
+    state        TEXT NOT NULL DEFAULT 'pending',
+    last_error   TEXT,
+    compose_hash TEXT,
+    last_seen    TEXT,
+    updated_at   TEXT NOT NULL
+);
+CREATE INDEX decky_shards_host ON decky_shards (host_uuid);
+CREATE INDEX decky_shards_state ON decky_shards (state);
+
+CREATE INDEX decky_lifecycle_decky ON decky_lifecycle (decky_name, operation, started_at);
+";
+
 /// Every migration, in order; index `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// Applies the migrations `conn`'s database has not seen yet.
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {

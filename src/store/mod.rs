@@ -29,6 +29,8 @@
 //!   of `logs` ([`LogFilter`]), and `users` / `revoked_tokens` / `state` ([`User`]).
 //! - **Background decky operations** (`decky_lifecycle`, [`Lifecycle`]): what the
 //!   master's fleet routes report through `/deckies/lifecycle`.
+//! - **The swarm** (`swarm_hosts`, `decky_shards`, [`SwarmHost`], [`Shard`]): enrolled
+//!   workers with their certificate pins, and which host runs which decky.
 //! - **The forwarder's positions** live in a small database of their own on the worker
 //!   ([`Offsets`], `forwarder.db`), not in this schema.
 //!
@@ -44,6 +46,7 @@ mod migrate;
 mod offsets;
 mod profiles;
 mod search;
+mod swarm;
 mod users;
 mod workers;
 mod writer;
@@ -70,7 +73,12 @@ pub use migrate::SCHEMA_VERSION;
 pub use offsets::{Offsets, Position};
 pub use profiles::{NewProfile, ProfileLists, ProfileTotals, ProfileUpdate, StoredProfile};
 pub use search::{Bucket, FilterError, LogCounts, LogFilter, LogRow, parse_time};
+pub use swarm::{Shard, SwarmHost};
 pub use users::{Role, Seeded, User};
+/// The swarm tables' status words and clock.
+pub mod swarm_status {
+    pub use super::swarm::{ACTIVE, ENROLLED, UNREACHABLE, now_text};
+}
 pub use writer::{Committed, Writer};
 
 /// Why a store operation failed.

@@ -1,8 +1,8 @@
 //! `allowed_workers`: which worker names may ship logs, and with which certificate.
 //!
-//! Until the swarm controller owns enrolment, the listener checks every peer against this
-//! list: the CN must be listed *and* the certificate's fingerprint must be the one listed
-//! for it. A certificate from the decnet CA alone is not enough, so a re-issued or leaked
+//! The listener checks every peer against the enrolled swarm hosts and this list (a
+//! manual override beside enrolment): the CN must be listed *and* the certificate's
+//! fingerprint must be the one listed for it. A certificate from the decnet CA alone is not enough, so a re-issued or leaked
 //! older certificate is refused (fail closed) until the operator allows the new pin.
 use rusqlite::params;
 use time::OffsetDateTime;
@@ -51,8 +51,12 @@ impl Reader {
             .map_err(|e| Error::Corrupt(format!("allowed worker {name}: {e}")))
     }
 
-    /// Whether a peer with CN `name` and certificate `fingerprint` may ship logs.
+    /// Whether a peer with CN `name` and certificate `fingerprint` may ship logs: an
+    /// enrolled swarm host with exactly this pin, or a manual allow-list entry.
     pub fn is_worker_allowed(&self, name: &str, fingerprint: &Fingerprint) -> Result<bool> {
+        if self.is_host_pinned(name, &fingerprint.to_string())? {
+            return Ok(true);
+        }
         Ok(self.worker_fingerprint(name)?.as_ref() == Some(fingerprint))
     }
 
