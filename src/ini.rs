@@ -167,6 +167,12 @@ impl From<model::Error> for Error {
     }
 }
 
+/// The sections of INI text, strictly (duplicates refused), for files other than the
+/// deployment format (the host's `decnet.ini`).
+pub(crate) fn sections(text: &str) -> Result<Vec<syntax::Section>, String> {
+    syntax::parse(text, true)
+}
+
 /// Parses INI text as the web deploy does: lenient about duplicate sections and keys.
 pub fn parse(text: &str) -> Result<IniConfig, Error> {
     parse_with(text, false)

@@ -26,6 +26,7 @@
 //!   follows decky service containers' stdout into the local event log.
 //! - [`signals`]: SIGTERM / Ctrl-C as a shutdown token for every role.
 //! - [`term`]: attacker text escaped before it reaches an operator's terminal.
+//! - [`units`]: the systemd units of the daemons, embedded.
 //! - [`text`]: byte-bounded cuts and the printable form of secrets.
 #![forbid(unsafe_code)]
 
@@ -48,6 +49,7 @@ pub mod syslog;
 pub mod term;
 pub mod text;
 pub mod tls;
+pub mod units;
 
 /// The crate version, as built.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -151,6 +151,14 @@ pub enum ConfigError {
         /// What is expected instead.
         reason: String,
     },
+    /// The INI file exists but cannot be used.
+    #[error("{path}: {reason} (fix the file, or point DECNET_CONFIG elsewhere)")]
+    File {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// How diagnostics are printed.
@@ -328,9 +336,10 @@ pub struct Entry {
 }
 
 impl Config {
-    /// Reads the configuration from the process environment.
+    /// Reads the configuration from the process environment, over the host's INI file
+    /// ([`file`]).
     pub fn from_env() -> Result<Self, ConfigError> {
-        parse(&Env)
+        parse(&file::Layered::over(Env)?)
     }
 
     /// Every resolved setting in a stable order, secrets masked.
@@ -340,6 +349,7 @@ impl Config {
 }
 
 mod api;
+pub mod file;
 mod pin;
 
 /// The values of the variables `names` that are set and not blank, as a service reads

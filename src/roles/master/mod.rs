@@ -16,6 +16,7 @@
 //! - [`assets`]: the embedded dashboard at `/` (every non-API GET).
 //! - [`bootstrap`]: startup checks, token key file, the first admin.
 //! - [`auth`]: tokens (HS256), argon2id hashing, role extractors, `/auth/*`.
+//! - [`enrollment`]: one-line worker enrolment: tokens, bootstrap script, payload.
 //! - [`db`]: queries on blocking threads over a bounded reader pool.
 //! - [`error`]: the error shapes and the input extractors.
 //! - [`cache`], [`limiter`]: TTL caches with single flight, fixed-window rate limits.
@@ -30,6 +31,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod cache;
 pub mod db;
+pub mod enrollment;
 pub mod error;
 pub mod fleet;
 pub mod health;
@@ -140,6 +142,11 @@ fn api_routes() -> Router<AppState> {
             put(deckies::mutate_interval),
         )
         .route("/system/deployment-mode", get(deckies::deployment_mode))
+        .route("/swarm/enroll-bundle/{file}", get(enrollment::download))
+        .route(
+            "/swarm/enroll-bundle/{token}/decnet",
+            get(enrollment::binary),
+        )
         .route("/auth/change-password", post(a::change_password))
         .route("/auth/logout", post(a::logout))
         .route("/health", get(health::health))

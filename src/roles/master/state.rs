@@ -120,6 +120,8 @@ pub struct Inner {
     pub live: Live,
     /// The engine handle and the fleet lock.
     pub fleet: Fleet,
+    /// One-line enrolment: live tokens, the served binary's checksum.
+    pub enrollment: super::enrollment::Enrollment,
     /// Cancelled when the master stops: streams end, background operations undo.
     pub shutdown: tokio_util::sync::CancellationToken,
 }
@@ -163,6 +165,7 @@ impl AppState {
             health: Health::new(s.docker_host.clone()),
             live: Live::new(extras.sse_max_per_user, extras.ticket_ttl),
             fleet: Fleet::new(extras.engine, extras.fleet),
+            enrollment: super::enrollment::Enrollment::default(),
             shutdown: tokio_util::sync::CancellationToken::new(),
             settings: s,
         }))
