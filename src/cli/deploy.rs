@@ -97,17 +97,26 @@ pub struct DeployArgs {
     parallel: usize,
 }
 
-/// Runs `decnet deploy`.
-pub fn run(args: DeployArgs, config: &Config, out: &mut impl Write) -> anyhow::Result<()> {
-    let mode: Mode = args.mode.parse()?;
-    if mode == Mode::Swarm {
-        anyhow::bail!(
-            "swarm deploys go through the master (`decnet swarm deploy`); \
-             `decnet deploy` runs deckies on this host (--mode unihost)"
-        );
-    }
-    let state_path = state::path_in(&config.home);
-    let previous = state::load(&state_path)?;
+/// A fleet built from `args`: its deckies on their settled network, bring-your-own
+/// services, the driver, the host network read and the seed.
+struct Built {
+    fleet: DecnetConfig,
+    custom: Vec<CustomService>,
+    driver: Driver,
+    host_ip: Option<Ipv4Addr>,
+    host: HostNetwork,
+    seed: u64,
+    previous: Option<state::State>,
+}
+
+/// Builds the fleet `args` describe, with `mode`, on top of the fleet in `config`'s
+/// state file (unless `--replace`).
+fn build_fleet(args: &DeployArgs, config: &Config, mode: Mode) -> anyhow::Result<Built> {
+    // A swarm fleet lives on the workers: this host's fleet says nothing about it.
+    let previous = match mode {
+        Mode::Swarm => None,
+        Mode::Unihost => state::load(&state::path_in(&config.home))?,
+    };
     let additive = previous.as_ref().filter(|_| !args.replace);
     let seed = args.seed.unwrap_or_else(rng::fresh_seed);
     let now = SystemTime::now()
@@ -130,7 +139,6 @@ pub fn run(args: DeployArgs, config: &Config, out: &mut impl Write) -> anyhow::R
     let existing_ips: Vec<Ipv4Addr> = additive
         .map(|p| p.config.deckies.iter().map(|d| d.ip).collect())
         .unwrap_or_default();
-
     let (network, deckies, custom): (_, _, Vec<CustomService>) = match &args.config {
         Some(path) => {
             let ini = ini::load(path)?;
@@ -177,6 +185,40 @@ pub fn run(args: DeployArgs, config: &Config, out: &mut impl Write) -> anyhow::R
     let mut fleet = DecnetConfig::new(mode, &network, deckies)?;
     fleet.ipvlan = driver == Driver::Ipvlan;
     fleet.mutate_interval = args.mutate_interval.or(fleet.mutate_interval);
+    Ok(Built {
+        fleet,
+        custom,
+        driver,
+        host_ip: network.host_ip,
+        host,
+        seed,
+        previous,
+    })
+}
+
+/// The fleet of `decnet swarm deploy` / `decnet deploy --mode swarm` (mode swarm, not
+/// yet sharded), its seed, and whether it is a dry run.
+pub fn swarm_fleet(args: DeployArgs, config: &Config) -> anyhow::Result<(DecnetConfig, u64, bool)> {
+    let built = build_fleet(&args, config, Mode::Swarm)?;
+    Ok((built.fleet, built.seed, args.dry_run))
+}
+
+/// Runs `decnet deploy`.
+pub fn run(args: DeployArgs, config: &Config, out: &mut impl Write) -> anyhow::Result<()> {
+    let mode: Mode = args.mode.parse()?;
+    if mode == Mode::Swarm {
+        return super::swarm::deploy_from_cli(args, config, out);
+    }
+    let Built {
+        fleet,
+        custom,
+        driver,
+        host_ip,
+        host,
+        seed,
+        previous,
+    } = build_fleet(&args, config, mode)?;
+    let state_path = state::path_in(&config.home);
     let binary = match &config.decky_binary {
         Some(b) => b.clone(),
         None => std::env::current_exe().context("locating this binary")?,
@@ -185,7 +227,7 @@ pub fn run(args: DeployArgs, config: &Config, out: &mut impl Write) -> anyhow::R
         fleet,
         driver,
         names: Names::for_network(&args.network_name),
-        host_ip: network.host_ip,
+        host_ip,
         image: ImageSpec {
             tag: image::default_tag(),
             binary,

@@ -17,6 +17,7 @@ mod master;
 mod output;
 mod pki;
 mod status;
+mod swarm;
 mod teardown;
 mod up;
 
@@ -107,7 +108,7 @@ enum Command {
     /// Show the fleet's state.
     Status(status::StatusArgs),
     /// Manage worker hosts of the swarm.
-    Swarm(Pending),
+    Swarm(swarm::SwarmArgs),
     /// Manage MazeNET topologies.
     Topology(Pending),
     /// Prepare this host (state directory, CA, units).
@@ -222,6 +223,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<()> {
         Command::Teardown(args) => teardown::run(args, &config, &mut out()),
         Command::Status(args) => status::run(&args, &config, &mut out()),
         Command::Up(args) => up::run(args, &config),
+        Command::Swarm(args) => swarm::run(args, &config, &mut out()),
         other => Err(CliError::NotImplemented(other.name()).into()),
     }
 }

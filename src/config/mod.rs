@@ -32,6 +32,8 @@ pub const AGENT_PORT: &str = "DECNET_AGENT_PORT";
 pub const UPDATER_PORT: &str = "DECNET_UPDATER_PORT";
 /// Port of the swarm controller.
 pub const SWARMCTL_PORT: &str = "DECNET_SWARMCTL_PORT";
+/// The swarm controller the operator CLI calls.
+pub const SWARMCTL_URL: &str = "DECNET_SWARMCTL_URL";
 /// Port of the master's syslog-over-TLS listener.
 pub const SYSLOG_PORT: &str = "DECNET_SWARM_SYSLOG_PORT";
 /// Port of the master REST API.
@@ -303,6 +305,8 @@ pub struct Config {
     pub verify_hostname: bool,
     /// Operator bearer token.
     pub api_token: Option<Secret>,
+    /// The swarm controller the CLI calls (`DECNET_SWARMCTL_URL`).
+    pub swarmctl_url: Option<String>,
     /// Static binary for decky images, when set.
     pub decky_binary: Option<PathBuf>,
     /// Docker endpoint, when not the local socket.
@@ -451,6 +455,7 @@ pub fn parse<S: Source>(src: &S) -> Result<Config, ConfigError> {
     };
     let verify_hostname = r.flag(VERIFY_HOSTNAME, false)?;
     let api_token = r.secret(API_TOKEN);
+    let swarmctl_url = r.text(SWARMCTL_URL);
     let decky_binary = match r.raw(DECKY_BINARY) {
         Some(_) => Some(r.path(DECKY_BINARY, PathBuf::new())?),
         None => {
@@ -515,6 +520,7 @@ pub fn parse<S: Source>(src: &S) -> Result<Config, ConfigError> {
         master_fingerprint,
         verify_hostname,
         api_token,
+        swarmctl_url,
         decky_binary,
         docker_host,
         node_name,

@@ -145,11 +145,12 @@ impl Response {
     }
 }
 
-/// A client of one HTTPS peer.
+/// A client of one HTTPS peer (or, for an operator on loopback, one plain HTTP peer).
 pub struct Client {
-    config: Arc<ClientConfig>,
+    config: Option<Arc<ClientConfig>>,
     host: String,
     port: u16,
+    bearer: Option<String>,
     conn: Mutex<Option<SendRequest<Full<Bytes>>>>,
 }
 
@@ -166,11 +167,30 @@ impl Client {
     /// A client of `host:port` with TLS `config` (identity, trust, pin).
     pub fn new(config: Arc<ClientConfig>, host: impl Into<String>, port: u16) -> Self {
         Self {
-            config,
+            config: Some(config),
             host: host.into(),
             port,
+            bearer: None,
             conn: Mutex::new(None),
         }
+    }
+
+    /// A plain-HTTP client of `host:port` (the controller on loopback).
+    pub fn plain(host: impl Into<String>, port: u16) -> Self {
+        Self {
+            config: None,
+            host: host.into(),
+            port,
+            bearer: None,
+            conn: Mutex::new(None),
+        }
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every request.
+    #[must_use]
+    pub fn with_bearer(mut self, token: impl Into<String>) -> Self {
+        self.bearer = Some(token.into());
+        self
     }
 
     /// `host:port`, as errors name it.
@@ -192,19 +212,24 @@ impl Client {
                     source,
                 })?;
             let _ = tcp.set_nodelay(true);
-            let stream = tls::connect(self.config.clone(), &self.host, tcp)
+            let http = |e: hyper::Error| Error::Http {
+                addr: addr.clone(),
+                reason: e.to_string(),
+            };
+            let Some(config) = self.config.clone() else {
+                let (send, conn) = http1::handshake(TokioIo::new(tcp)).await.map_err(http)?;
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                return Ok(send);
+            };
+            let stream = tls::connect(config, &self.host, tcp)
                 .await
                 .map_err(|source| Error::Tls {
                     addr: addr.clone(),
                     source,
                 })?;
-            let (send, conn) =
-                http1::handshake(TokioIo::new(stream))
-                    .await
-                    .map_err(|e| Error::Http {
-                        addr: addr.clone(),
-                        reason: e.to_string(),
-                    })?;
+            let (send, conn) = http1::handshake(TokioIo::new(stream)).await.map_err(http)?;
             tokio::spawn(async move {
                 let _ = conn.await;
             });
@@ -249,6 +274,9 @@ impl Client {
             .header(header::HOST, self.host.as_str());
         if body.is_some() {
             builder = builder.header(header::CONTENT_TYPE, "application/json");
+        }
+        if let Some(token) = &self.bearer {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
         let req = builder
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
