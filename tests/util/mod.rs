@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod lab;
+pub mod swarmlab;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
