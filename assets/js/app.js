@@ -10,6 +10,7 @@ import * as attacker from "./pages/attacker.js";
 import * as credentials from "./pages/credentials.js";
 import * as bounty from "./pages/bounty.js";
 import * as fleet from "./pages/fleet.js";
+import * as swarm from "./pages/swarm.js";
 import * as config from "./pages/config.js";
 
 /** Sidebar entries: route, label, page module, `g` shortcut key, section. */
@@ -20,6 +21,7 @@ const NAV = [
   { path: "/credentials", label: "Credentials", page: credentials, key: "c", section: "Threat data" },
   { path: "/bounty", label: "Bounty", page: bounty, key: "b", section: "Threat data" },
   { path: "/fleet", label: "Fleet", page: fleet, key: "f", section: "Deploy" },
+  { path: "/swarm", label: "Swarm", page: swarm, key: "s", section: "Deploy" },
   { path: "/config", label: "Users & config", page: config, key: "u", section: "System" },
 ];
 

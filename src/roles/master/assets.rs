@@ -78,6 +78,7 @@ static FILES: &[Asset] = &[
     asset!("js/pages/credentials.js", JS),
     asset!("js/pages/bounty.js", JS),
     asset!("js/pages/fleet.js", JS),
+    asset!("js/pages/swarm.js", JS),
     asset!("js/pages/config.js", JS),
 ];
 
