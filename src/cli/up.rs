@@ -1,4 +1,4 @@
-//! `decnet up`: flags over the environment, then [`crate::roles::master::up`].
+//! `decnet up`: flags over the environment, then [`crate::roles::up`].
 //!
 //! The API and listener ports default to `$DECNET_API_PORT` and
 //! `$DECNET_SWARM_SYSLOG_PORT` (8000, 6514), always on 127.0.0.1: `up` is the one-host
@@ -11,7 +11,7 @@ use clap::Args;
 use super::CliError;
 use crate::config::Config;
 use crate::model::Ipv4Net;
-use crate::roles::master::up::{self, Options, Terminal, fleet};
+use crate::roles::up::{self, Options, Terminal, fleet};
 
 /// Arguments of `decnet up`.
 #[derive(Debug, Args)]

@@ -11,3 +11,4 @@ pub mod decky;
 pub mod forwarder;
 pub mod listener;
 pub mod master;
+pub mod up;

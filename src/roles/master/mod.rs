@@ -25,7 +25,6 @@
 //! - [`openapi`]: the generated OpenAPI document.
 //! - [`live`]: SSE tickets and per-user stream slots (`/stream`).
 //! - [`fleet`]: the Docker engine handle, the fleet lock and background deploys.
-//! - [`up`]: `decnet up`, the master composing every small role on one host.
 pub mod assets;
 pub mod auth;
 pub mod bootstrap;
@@ -42,7 +41,6 @@ pub mod live;
 pub mod openapi;
 pub mod routes;
 pub mod state;
-pub mod up;
 
 use std::io;
 use std::net::SocketAddr;

@@ -35,12 +35,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::health::TaskResult;
-use super::{AppState, bootstrap};
 use crate::config::Config;
 use crate::engine::deploy::Progress;
 use crate::engine::state::{self, State};
 use crate::model::Ipv4Net;
+use crate::roles::master::health::TaskResult;
+use crate::roles::master::{self, AppState, bootstrap};
 use crate::roles::{collector, forwarder, listener};
 use crate::store::{Options as StoreOptions, Store};
 pub use console::{Console, DeckyLine, Started, Terminal, write_summary};
@@ -205,7 +205,7 @@ pub async fn run(
     let tracker = TaskTracker::new();
     let (failed_tx, mut failed) = mpsc::channel::<Error>(8);
     // The API deploys into the same bridge network as the first fleet.
-    let mut extras = super::Extras::for_home(&config.home);
+    let mut extras = master::Extras::for_home(&config.home);
     extras.engine = Some(engine.clone());
     extras.sse_max_per_user = config.api.sse_max_per_user;
     extras.fleet.driver = crate::engine::plan::Driver::Bridge;
@@ -271,7 +271,7 @@ pub async fn run(
         spawn(
             "master API",
             Box::pin(async move {
-                super::serve(api_tcp, state, stop)
+                master::serve(api_tcp, state, stop)
                     .await
                     .map_err(|e| e.to_string())
             }),
