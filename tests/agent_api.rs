@@ -321,3 +321,56 @@ async fn a_controller_that_is_not_the_pinned_one_gets_no_heartbeat() {
     assert_eq!(v["status"]["deployed"], false);
     stop.cancel();
 }
+
+#[test]
+fn without_a_bundle_the_agent_refuses_to_start_with_exit_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent_dir = dir.path().join("agent");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_decnet"))
+        .env_clear()
+        .env("DECNET_HOME", dir.path())
+        .args(["agent", "--no-collector", "--agent-dir"])
+        .arg(&agent_dir)
+        .output()
+        .expect("run decnet");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "[agent] No cert bundle at {}. Run `decnet swarm enroll` from the master first.",
+            agent_dir.display()
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_that_fails_is_reported_failed_with_its_cause() {
+    let w = world();
+    pki::write_swarmctl_pin(&w.w1_dir, w.swarmctl.fingerprint()).expect("pin");
+    let (hb_port, mut beats) = receiver(&w.swarmctl).await;
+    let home = w.dir.path().join("home");
+    let mut s = settings(&w.w1_dir, &home, "uuid-w1", hb_port, Vec::new());
+    // No engine there: the deploy cannot succeed, and the cause names where it looked.
+    s.docker_host = Some(format!(
+        "unix://{}",
+        w.dir.path().join("no-docker.sock").display()
+    ));
+    let (port, stop) = start(s).await;
+    let mut config = fleet();
+    config["interface"] = json!("decnet-none0");
+    let r = post_json(
+        &client(&w.master, &w.w1, port),
+        "/deploy",
+        json!({"config": config}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let pushed = beat_where(&mut beats, "uuid-w1", |v| v.get("lifecycle").is_some()).await;
+    let delta = &pushed["lifecycle"][0];
+    assert_eq!(delta["status"], "failed", "{pushed}");
+    let error = delta["error"].as_str().expect("an error text");
+    assert!(error.contains("no-docker.sock"), "{error}");
+    assert!(error.chars().count() <= 2000);
+    stop.cancel();
+}
