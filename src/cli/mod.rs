@@ -3,6 +3,7 @@
 //! Exit codes are decided in one place ([`report`]): 0 success (a closed stdout pipe
 //! counts as success, a broken pipe anywhere else does not: see [`output`]), 1 runtime
 //! failure, 2 usage errors and features not built yet.
+mod agent;
 mod bus;
 mod catalog;
 mod collect;
@@ -53,6 +54,9 @@ pub enum CliError {
     /// The arguments parse but do not make sense together.
     #[error("{0}")]
     BadArguments(String),
+    /// A refusal whose text the spec fixes: printed as is, without the `decnet:` prefix.
+    #[error("{0}")]
+    Verbatim(String),
 }
 
 #[derive(Debug, Parser)]
@@ -86,7 +90,7 @@ enum Command {
     /// Run the master: REST API, dashboard, swarm controller, log listener, ingester.
     Master(master::MasterArgs),
     /// Run a worker agent: the mTLS API the master drives to deploy deckies.
-    Agent(Pending),
+    Agent(agent::AgentArgs),
     /// Run the updater: installs releases pushed by the master, rolls back on failure.
     Updater(Pending),
     /// Ship this worker's honeypot log to the master over mTLS.
@@ -207,6 +211,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<()> {
     let out = || Stdout(io::stdout().lock());
     match cli.command {
         Command::Master(args) => master::run(args, &config),
+        Command::Agent(args) => agent::run(args, &config),
         Command::Decky(args) => decky::run(args, &config),
         Command::Collect(args) => collect::run(args, &config),
         Command::Pki(args) => pki::run(args, &config, &mut out()),
@@ -259,6 +264,10 @@ pub fn report(err: &anyhow::Error) -> u8 {
         let _ = write!(io::stderr().lock(), "{clap_err}");
         return 2;
     }
+    if let Some(CliError::Verbatim(text)) = err.downcast_ref::<CliError>() {
+        let _ = writeln!(io::stderr().lock(), "{text}");
+        return 2;
+    }
     if output::is_stdout_closed(err) {
         return 0;
     }
@@ -296,7 +305,7 @@ mod tests {
 
     #[test]
     fn each_outcome_has_its_exit_code() {
-        let err: anyhow::Error = CliError::NotImplemented("agent").into();
+        let err: anyhow::Error = CliError::NotImplemented("updater").into();
         assert_eq!(report(&err), 2);
         let err = anyhow::anyhow!("disk on fire");
         assert_eq!(report(&err), 1);

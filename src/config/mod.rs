@@ -42,6 +42,10 @@ pub const API_PORT: &str = "DECNET_API_PORT";
 pub const WEB_PORT: &str = "DECNET_WEB_PORT";
 /// Address of the master, as workers reach it.
 pub const MASTER_HOST: &str = "DECNET_SWARM_MASTER_HOST";
+/// The master the agent's heartbeat goes to (default: `DECNET_SWARM_MASTER_HOST`).
+pub const HEARTBEAT_MASTER_HOST: &str = "DECNET_MASTER_HOST";
+/// This worker's host id from its enrolment, which the heartbeat names.
+pub const HOST_UUID: &str = "DECNET_HOST_UUID";
 /// The master identity's fingerprint the forwarder pins (beats the bundle's, loses to the flag).
 pub const MASTER_FINGERPRINT: &str = "DECNET_MASTER_FINGERPRINT";
 /// Turn on TLS hostname verification on top of CA and fingerprint pinning.
@@ -298,6 +302,10 @@ pub struct Config {
     pub collector: CollectorConfig,
     /// Master address for workers, if this host is a worker.
     pub master_host: Option<String>,
+    /// Where the agent sends heartbeats (`DECNET_MASTER_HOST`, else `master_host`).
+    pub heartbeat_master_host: Option<String>,
+    /// This worker's enrolled host id (`DECNET_HOST_UUID`); no heartbeat without it.
+    pub host_uuid: Option<String>,
     /// The master identity's pin from `DECNET_MASTER_FINGERPRINT` (see [`master_pin`] for
     /// how it ranks against the flag and the bundle).
     pub master_fingerprint: Option<Fingerprint>,
@@ -440,6 +448,10 @@ pub fn parse<S: Source>(src: &S) -> Result<Config, ConfigError> {
         session_ttl: r.seconds(COLLECTOR_SESSION_AGG_TTL_SEC, 3600.0)?,
     };
     let master_host = r.text(MASTER_HOST);
+    let heartbeat_master_host = r
+        .text(HEARTBEAT_MASTER_HOST)
+        .or_else(|| master_host.clone());
+    let host_uuid = r.text(HOST_UUID);
     let master_fingerprint = match r.text(MASTER_FINGERPRINT) {
         None => None,
         Some(v) => {
@@ -517,6 +529,8 @@ pub fn parse<S: Source>(src: &S) -> Result<Config, ConfigError> {
         bus,
         collector,
         master_host,
+        heartbeat_master_host,
+        host_uuid,
         master_fingerprint,
         verify_hostname,
         api_token,

@@ -199,3 +199,15 @@ fn the_decky_seed_is_read_but_never_shown() {
     let env = service_env(&src, &[DECKY_SEED, "REDIS_PASSWORD"]);
     assert_eq!(env.len(), 1);
 }
+
+#[test]
+fn the_heartbeat_master_falls_back_to_the_swarm_master() {
+    let c = cfg(&[]).expect("defaults parse");
+    assert_eq!((c.heartbeat_master_host, c.host_uuid), (None, None));
+    let c = cfg(&[(MASTER_HOST, "10.0.0.1"), (HOST_UUID, "abc")]).expect("parses");
+    assert_eq!(c.heartbeat_master_host.as_deref(), Some("10.0.0.1"));
+    assert_eq!(c.host_uuid.as_deref(), Some("abc"));
+    let c = cfg(&[(MASTER_HOST, "10.0.0.1"), (HEARTBEAT_MASTER_HOST, "ctl")]).expect("parses");
+    assert_eq!(c.heartbeat_master_host.as_deref(), Some("ctl"));
+    assert_eq!(c.master_host.as_deref(), Some("10.0.0.1"));
+}

@@ -30,6 +30,25 @@ use thiserror::Error;
 
 use endpoint::Endpoint;
 
+/// Runs the engine operation `f` makes on a blocking thread, driven by the runtime's
+/// handle.
+///
+/// The engine's futures are not `Send` for every lifetime (their bounded concurrent
+/// streams borrow per item), so they cannot be spawned as tasks or awaited in a handler;
+/// the CLI drives them with `block_on`, and so does this, on a thread of its own. `None`
+/// if that thread panicked.
+pub async fn off_task<T, F, Fut>(f: F) -> Option<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T>,
+{
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || handle.block_on(f()))
+        .await
+        .ok()
+}
+
 /// Seconds to wait for an answer from the Docker engine on ordinary calls.
 const TIMEOUT_SECS: u64 = 120;
 

@@ -19,17 +19,40 @@ pub const CA_FILE: &str = "ca.crt";
 /// File of a worker bundle holding the master identity's fingerprint (one line).
 pub const MASTER_PIN_FILE: &str = "master.fingerprint";
 
+/// File of a worker bundle holding the swarm controller's server fingerprint (one line),
+/// which the agent's heartbeat pins.
+pub const SWARMCTL_PIN_FILE: &str = "swarmctl.fingerprint";
+
 /// Writes the master identity's pin into the worker bundle in `dir` (0644: it is public).
 pub fn write_master_pin(dir: &Path, pin: &Fingerprint) -> Result<()> {
-    let path = dir.join(MASTER_PIN_FILE);
-    fsutil::write_atomic(&path, format!("{pin}\n").as_bytes(), 0o644).map_err(io_err(&path))
+    write_pin(dir, MASTER_PIN_FILE, pin)
 }
 
 /// Reads the master identity's pin from the bundle in `dir`; `None` when the bundle has
 /// none (issued before pins were written). A file that is there but unreadable or not a
 /// fingerprint is an error, never silently "no pin".
 pub fn read_master_pin(dir: &Path) -> Result<Option<Fingerprint>> {
-    let path = dir.join(MASTER_PIN_FILE);
+    read_pin(dir, MASTER_PIN_FILE)
+}
+
+/// Writes the swarm controller's pin into the worker bundle in `dir` (0644: it is public).
+pub fn write_swarmctl_pin(dir: &Path, pin: &Fingerprint) -> Result<()> {
+    write_pin(dir, SWARMCTL_PIN_FILE, pin)
+}
+
+/// Reads the swarm controller's pin from the bundle in `dir`; `None` when there is none,
+/// an error when the file is there but not a fingerprint (as [`read_master_pin`]).
+pub fn read_swarmctl_pin(dir: &Path) -> Result<Option<Fingerprint>> {
+    read_pin(dir, SWARMCTL_PIN_FILE)
+}
+
+fn write_pin(dir: &Path, file: &str, pin: &Fingerprint) -> Result<()> {
+    let path = dir.join(file);
+    fsutil::write_atomic(&path, format!("{pin}\n").as_bytes(), 0o644).map_err(io_err(&path))
+}
+
+fn read_pin(dir: &Path, file: &str) -> Result<Option<Fingerprint>> {
+    let path = dir.join(file);
     let text = match fs::read_to_string(&path) {
         Ok(text) => text,
         Err(source) if source.kind() == std::io::ErrorKind::NotFound => return Ok(None),

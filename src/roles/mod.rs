@@ -5,6 +5,7 @@
 //! the CLI and a `serve(listener, …)` that tests start on a port-0 listener. Roles not
 //! built yet are answered by the CLI with "not implemented yet" (exit code 2).
 
+pub mod agent;
 pub mod bus;
 pub mod collector;
 pub mod decky;

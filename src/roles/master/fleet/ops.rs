@@ -111,9 +111,11 @@ where
         mark(&state, &ids, LifecycleStatus::Running, None).await;
         let s = state.clone();
         let outcome =
-            super::off_task(move || async move { work(s, engine).await.map_err(|e| chain(&e)) })
-                .await
-                .unwrap_or_else(|| Err("the operation panicked".into()));
+            crate::engine::off_task(
+                move || async move { work(s, engine).await.map_err(|e| chain(&e)) },
+            )
+            .await
+            .unwrap_or_else(|| Err("the operation panicked".into()));
         state.fleet_changed().await;
         match outcome {
             Ok(()) => mark(&state, &ids, LifecycleStatus::Succeeded, None).await,

@@ -14,13 +14,14 @@ use utoipa::ToSchema;
 
 use super::config::valid_interval;
 use crate::catalog;
+use crate::engine::off_task;
 use crate::engine::state::{self, State as FleetState};
 use crate::engine::teardown::{self, Target};
 use crate::model::{DeckyConfig, ServiceConfig, rng};
 use crate::roles::master::auth::{Admin, Viewer};
 use crate::roles::master::error::{ApiError, Body, Detail, Segment};
+use crate::roles::master::fleet::NO_DOCKER;
 use crate::roles::master::fleet::ops::{self, MutateJob};
-use crate::roles::master::fleet::{NO_DOCKER, off_task};
 use crate::roles::master::state::AppState;
 use crate::roles::master::{Message, new_uuid};
 
