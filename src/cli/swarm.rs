@@ -528,7 +528,12 @@ fn write_bundle(v: &Value, dir: &std::path::Path) -> anyhow::Result<()> {
         write(dir, crate::pki::MASTER_PIN_FILE, &format!("{pin}\n"), 0o644)?;
     }
     if let Some(pin) = v["swarmctl_fingerprint"].as_str() {
-        write(dir, "swarmctl.fingerprint", &format!("{pin}\n"), 0o644)?;
+        write(
+            dir,
+            crate::pki::SWARMCTL_PIN_FILE,
+            &format!("{pin}\n"),
+            0o644,
+        )?;
     }
     if v["updater"].is_object() {
         let mut name = dir.as_os_str().to_owned();

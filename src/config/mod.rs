@@ -46,6 +46,12 @@ pub const MASTER_HOST: &str = "DECNET_SWARM_MASTER_HOST";
 pub const HEARTBEAT_MASTER_HOST: &str = "DECNET_MASTER_HOST";
 /// This worker's host id from its enrolment, which the heartbeat names.
 pub const HOST_UUID: &str = "DECNET_HOST_UUID";
+/// Seconds between an agent's heartbeats.
+pub const HEARTBEAT_INTERVAL: &str = "DECNET_HEARTBEAT_INTERVAL";
+/// Seconds of silence after which the master marks a worker unreachable.
+pub const SWARM_LIVENESS: &str = "DECNET_SWARM_LIVENESS";
+/// The root a worker was installed under (the bootstrap's `DECNET_ROOT`; empty: `/`).
+pub const INSTALL_ROOT: &str = "DECNET_INSTALL_ROOT";
 /// The master identity's fingerprint the forwarder pins (beats the bundle's, loses to the flag).
 pub const MASTER_FINGERPRINT: &str = "DECNET_MASTER_FINGERPRINT";
 /// Turn on TLS hostname verification on top of CA and fingerprint pinning.
@@ -306,6 +312,13 @@ pub struct Config {
     pub heartbeat_master_host: Option<String>,
     /// This worker's enrolled host id (`DECNET_HOST_UUID`); no heartbeat without it.
     pub host_uuid: Option<String>,
+    /// Time between an agent's heartbeats (`DECNET_HEARTBEAT_INTERVAL`, 30 s).
+    pub heartbeat_interval: Duration,
+    /// Silence after which the master marks a worker unreachable
+    /// (`DECNET_SWARM_LIVENESS`, 90 s: three missed heartbeats).
+    pub swarm_liveness: Duration,
+    /// The root this worker was installed under (`DECNET_INSTALL_ROOT`; `None`: `/`).
+    pub install_root: Option<PathBuf>,
     /// The master identity's pin from `DECNET_MASTER_FINGERPRINT` (see [`master_pin`] for
     /// how it ranks against the flag and the bundle).
     pub master_fingerprint: Option<Fingerprint>,
@@ -452,6 +465,27 @@ pub fn parse<S: Source>(src: &S) -> Result<Config, ConfigError> {
         .text(HEARTBEAT_MASTER_HOST)
         .or_else(|| master_host.clone());
     let host_uuid = r.text(HOST_UUID);
+    let positive = |key: &'static str, v: Option<Duration>, raw: Option<String>| {
+        v.ok_or_else(|| ConfigError::Invalid {
+            key,
+            value: raw.unwrap_or_default(),
+            reason: "must be more than 0 seconds".into(),
+        })
+    };
+    let heartbeat_interval = positive(
+        HEARTBEAT_INTERVAL,
+        r.seconds(HEARTBEAT_INTERVAL, 30.0)?,
+        r.raw(HEARTBEAT_INTERVAL),
+    )?;
+    let swarm_liveness = positive(
+        SWARM_LIVENESS,
+        r.seconds(SWARM_LIVENESS, 90.0)?,
+        r.raw(SWARM_LIVENESS),
+    )?;
+    let install_root = r
+        .text(INSTALL_ROOT)
+        .filter(|v| !v.trim().is_empty() && v.trim() != "/")
+        .map(PathBuf::from);
     let master_fingerprint = match r.text(MASTER_FINGERPRINT) {
         None => None,
         Some(v) => {
@@ -531,6 +565,9 @@ pub fn parse<S: Source>(src: &S) -> Result<Config, ConfigError> {
         master_host,
         heartbeat_master_host,
         host_uuid,
+        heartbeat_interval,
+        swarm_liveness,
+        install_root,
         master_fingerprint,
         verify_hostname,
         api_token,

@@ -105,15 +105,20 @@ impl AgentSettings {
     /// `DECNET_AGENT_DIR`): heartbeat when both host id and master host are known.
     pub fn from_config(config: &crate::config::Config, agent_dir: PathBuf) -> Self {
         let heartbeat = match (&config.host_uuid, &config.heartbeat_master_host) {
-            (Some(uuid), Some(host)) => Some(HeartbeatConfig::new(
-                uuid.clone(),
-                host.clone(),
-                config.ports.swarmctl,
-                config.verify_hostname,
-            )),
+            (Some(uuid), Some(host)) => {
+                let mut beat = HeartbeatConfig::new(
+                    uuid.clone(),
+                    host.clone(),
+                    config.ports.swarmctl,
+                    config.verify_hostname,
+                );
+                beat.interval = config.heartbeat_interval;
+                Some(beat)
+            }
             _ => None,
         };
-        let reaper = ReaperConfig::defaults(&agent_dir, &config.home);
+        let reaper =
+            ReaperConfig::defaults(&agent_dir, &config.home, config.install_root.as_deref());
         Self {
             agent_dir,
             home: config.home.clone(),

@@ -40,16 +40,21 @@ pub struct ReaperConfig {
 
 impl ReaperConfig {
     /// The install of a worker: its agent directory, the state directory, `/opt/decnet`,
-    /// `/usr/local/bin/decnet` and `/etc/decnet`, with [`DEFAULT_UNITS`].
-    pub fn defaults(agent_dir: &Path, home: &Path) -> Self {
+    /// `/usr/local/bin/decnet` and `/etc/decnet` (under `install_root` when it was
+    /// installed under one), with [`DEFAULT_UNITS`] only for an install at `/`.
+    pub fn defaults(agent_dir: &Path, home: &Path, install_root: Option<&Path>) -> Self {
         let mut paths = vec![agent_dir.to_path_buf(), home.to_path_buf()];
-        for p in ["/opt/decnet", "/usr/local/bin/decnet", "/etc/decnet"] {
-            paths.push(PathBuf::from(p));
+        let root = install_root.unwrap_or(Path::new("/"));
+        for p in ["opt/decnet", "usr/local/bin/decnet", "etc/decnet"] {
+            paths.push(root.join(p));
         }
-        Self {
-            paths,
-            units: DEFAULT_UNITS.iter().map(|u| (*u).to_owned()).collect(),
-        }
+        // Units belong to a real install; one under another root (an image, a test) has
+        // none, and must not touch the host's systemd.
+        let units = match install_root {
+            None => DEFAULT_UNITS.iter().map(|u| (*u).to_owned()).collect(),
+            Some(_) => Vec::new(),
+        };
+        Self { paths, units }
     }
 }
 
@@ -193,11 +198,27 @@ mod tests {
             s.trim_end().ends_with("rm -rf -- '/tmp/decnet-reaper-x'"),
             "{s}"
         );
-        let with_units =
-            ReaperConfig::defaults(Path::new("/etc/decnet/agent"), Path::new("/var/lib/decnet"));
+        let with_units = ReaperConfig::defaults(
+            Path::new("/etc/decnet/agent"),
+            Path::new("/var/lib/decnet"),
+            None,
+        );
         let s = script(&with_units, Path::new("/tmp/x"));
         assert!(s.contains("systemctl stop 'decnet-agent'"), "{s}");
         assert!(s.contains("rm -rf -- '/var/lib/decnet'"), "{s}");
+        assert!(s.contains("rm -rf -- '/opt/decnet'"), "{s}");
         assert!(!s.contains("/var/log"), "{s}");
+        let rooted = ReaperConfig::defaults(
+            Path::new("/srv/w1/etc/decnet/agent"),
+            Path::new("/srv/w1/var/lib/decnet"),
+            Some(Path::new("/srv/w1")),
+        );
+        let s = script(&rooted, Path::new("/tmp/x"));
+        assert!(
+            !s.contains("systemctl"),
+            "an install under a root has no units: {s}"
+        );
+        assert!(s.contains("rm -rf -- '/srv/w1/opt/decnet'"), "{s}");
+        assert!(!s.contains("rm -rf -- '/opt/decnet'"), "{s}");
     }
 }

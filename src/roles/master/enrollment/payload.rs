@@ -13,7 +13,7 @@ use std::path::Path;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
-use crate::pki::MASTER_PIN_FILE;
+use crate::pki::{MASTER_PIN_FILE, SWARMCTL_PIN_FILE as SWARMCTL_PIN};
 
 /// One file of the payload: its path in the archive, contents and mode.
 #[derive(Debug, Clone)]
@@ -52,6 +52,7 @@ impl HostIni<'_> {
              mode = agent\n\
              disallow-master = true\n\
              home = @ROOT@/var/lib/decnet\n\
+             install-root = @ROOT@\n\
              log-dir = @ROOT@/var/log/decnet\n\
              \n\
              [agent]\n\
@@ -72,9 +73,6 @@ impl HostIni<'_> {
         )
     }
 }
-
-/// File name of the controller's pin in a worker bundle.
-const SWARMCTL_PIN: &str = "swarmctl.fingerprint";
 
 /// The payload entries for the worker whose issued bundle is in `bundle_dir` (the
 /// master's copy: `ca.crt`, `worker.crt`, `worker.key`, the pins, maybe `updater/`).
