@@ -21,7 +21,10 @@ mod cert;
 mod layout;
 pub mod roles;
 
-pub use bundle::{Bundle, MASTER_PIN_FILE, read_master_pin, write_master_pin};
+pub use bundle::{
+    Bundle, MASTER_PIN_FILE, SWARMCTL_PIN_FILE, read_master_pin, read_swarmctl_pin,
+    write_master_pin, write_swarmctl_pin,
+};
 pub use ca::{Ca, IssueRequest};
 pub use cert::{CertInfo, Fingerprint, FingerprintError, cert_info, pem_to_der};
 pub use layout::{Kind, Layout, validate_name};

@@ -85,6 +85,8 @@ pub struct Extras {
     pub sse_max_per_user: u32,
     /// How long an SSE ticket lives (60 s; shorter in tests).
     pub ticket_ttl: Duration,
+    /// The swarm controller's settings.
+    pub swarm: super::swarm::SwarmOptions,
 }
 
 impl Extras {
@@ -95,6 +97,7 @@ impl Extras {
             fleet: FleetOptions::new(home.join("artifacts")),
             sse_max_per_user: 5,
             ticket_ttl: super::live::tickets::TICKET_TTL,
+            swarm: super::swarm::SwarmOptions::for_home(home),
         }
     }
 }
@@ -120,6 +123,8 @@ pub struct Inner {
     pub live: Live,
     /// The engine handle and the fleet lock.
     pub fleet: Fleet,
+    /// The swarm controller: host registry, heartbeat writes, background teardowns.
+    pub swarm: super::swarm::Swarm,
     /// Cancelled when the master stops: streams end, background operations undo.
     pub shutdown: tokio_util::sync::CancellationToken,
 }
@@ -163,6 +168,7 @@ impl AppState {
             health: Health::new(s.docker_host.clone()),
             live: Live::new(extras.sse_max_per_user, extras.ticket_ttl),
             fleet: Fleet::new(extras.engine, extras.fleet),
+            swarm: super::swarm::Swarm::new(extras.swarm, s.limiter_enabled),
             shutdown: tokio_util::sync::CancellationToken::new(),
             settings: s,
         }))
