@@ -97,11 +97,11 @@ fn issue(
         .issue_host(Kind::Worker, &spec.name, &sans, None, true)
         .map_err(name_err)?;
     let updater = if spec.updater {
-        let mut usans = sans.clone();
-        usans.push(pki::updater_cn(&spec.name));
+        // `updater@<name>` is its CN; it is no DNS name, so unlike the original it is not
+        // repeated as a SAN (the CA refuses it). `issue_host` adds 127.0.0.1.
         Some(
             layout
-                .issue_host(Kind::Updater, &spec.name, &usans, None, true)
+                .issue_host(Kind::Updater, &spec.name, &sans, None, true)
                 .map_err(name_err)?
                 .0,
         )

@@ -1,0 +1,908 @@
+//! The master's swarm controller over real sockets: the controller served over mutual TLS
+//! (and plain HTTP on loopback) beside the API on one state and one SQLite file, certs
+//! issued by the real CA code, and fake agents served with `https::serve` that answer
+//! like the real one.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use bytes::Bytes;
+use decnet::config::Secret;
+use decnet::https::{self, ServeOptions};
+use decnet::pki::{Bundle, Layout};
+use decnet::roles::master::{self, AppState, Extras, MasterConfig, Settings, bootstrap, swarm};
+use decnet::store::{Options, Store};
+use decnet::tls::{self, ClientOptions};
+use http_body_util::{BodyExt, Full};
+use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+const PASSWORD: &str = "first-admin-password";
+
+/// A master API and its swarm controller (TLS and plain) on one state.
+struct Rig {
+    _dir: tempfile::TempDir,
+    state: AppState,
+    store: Store,
+    layout: Layout,
+    api: SocketAddr,
+    tls: SocketAddr,
+    plain: SocketAddr,
+    token: String,
+    master: Bundle,
+    stop: CancellationToken,
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn bind() -> (TcpListener, SocketAddr) {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let a = l.local_addr().expect("addr");
+    (l, a)
+}
+
+/// One HTTP/1.1 exchange over `stream`.
+async fn exchange<S>(
+    stream: S,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("http handshake");
+    tokio::spawn(conn);
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "127.0.0.1");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let bytes = match body {
+        Some(b) => {
+            req = req.header("content-type", "application/json");
+            Bytes::from(b.to_string())
+        }
+        None => Bytes::new(),
+    };
+    let resp = tokio::time::timeout(
+        Duration::from_secs(20),
+        send.send_request(req.body(Full::new(bytes)).expect("request")),
+    )
+    .await
+    .expect("answer in time")
+    .expect("answer");
+    let status = resp.status().as_u16();
+    let raw = resp.into_body().collect().await.expect("body").to_bytes();
+    let value = if raw.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&raw)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&raw).into_owned()))
+    };
+    (status, value)
+}
+
+/// A plain HTTP request to `addr`.
+async fn plain(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    exchange(tcp, method, path, token, body).await
+}
+
+/// An mTLS request to the controller at `addr`, presenting `client`.
+async fn mtls(
+    client: &Bundle,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let opts = ClientOptions {
+        identity: Some("swarmctl".into()),
+        pin: None,
+        verify_hostname: false,
+    };
+    let config = tls::client_config(client, &opts).expect("client config");
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let stream = tls::connect(config, "127.0.0.1", tcp)
+        .await
+        .expect("handshake");
+    exchange(stream, method, path, token, body).await
+}
+
+fn detail(v: &Value) -> String {
+    v["detail"].as_str().unwrap_or_default().to_owned()
+}
+
+async fn rig(limiter: bool) -> Rig {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path().join("decnet.db"), Options::default()).expect("store");
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || bootstrap::seed_admin(&s, "admin", PASSWORD))
+        .await
+        .expect("seed task")
+        .expect("seed admin");
+    let mut extras = Extras::for_home(dir.path());
+    extras.swarm.beat_window = Duration::from_millis(1500);
+    extras.swarm.flush_every = Duration::from_millis(100);
+    let config = MasterConfig {
+        store: store.clone(),
+        jwt_secret: Secret::new("test-key-0123456789abcdef-0123456789".into()),
+        settings: Settings {
+            token_ttl: Duration::from_secs(3600),
+            cors_origins: vec!["http://dashboard.test:8080".into()],
+            limiter_enabled: limiter,
+            developer: false,
+            home: PathBuf::from(dir.path()),
+            docker_host: Some("unix:///nonexistent/docker.sock".into()),
+            artifacts_root: dir.path().join("artifacts"),
+            bus: None,
+        },
+    };
+    let state = AppState::with_extras(config, extras);
+    let stop = CancellationToken::new();
+    let (api_l, api) = bind().await;
+    tokio::spawn(master::serve(api_l, state.clone(), stop.clone()));
+    let acceptor = state.swarm.controller_tls(&[]).expect("controller TLS");
+    let (tls_l, tls) = bind().await;
+    tokio::spawn(swarm::serve_controller(
+        tls_l,
+        state.clone(),
+        Some(acceptor),
+        stop.clone(),
+    ));
+    let (plain_l, plain_addr) = bind().await;
+    tokio::spawn(swarm::serve_controller(
+        plain_l,
+        state.clone(),
+        None,
+        stop.clone(),
+    ));
+    let login = |pw: &'static str| async move {
+        let (code, v) = plain(
+            api,
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(&json!({"username": "admin", "password": pw})),
+        )
+        .await;
+        assert_eq!(code, 200, "{v}");
+        v["access_token"].as_str().expect("token").to_owned()
+    };
+    let first = login(PASSWORD).await;
+    let (code, v) = plain(
+        api,
+        "POST",
+        "/api/v1/auth/change-password",
+        Some(&first),
+        Some(&json!({"old_password": PASSWORD, "new_password": "admin-chosen-password"})),
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+    let token = login("admin-chosen-password").await;
+    let layout = Layout::new(dir.path().join("pki"));
+    let master = layout.ensure_master().expect("master identity");
+    Rig {
+        _dir: dir,
+        state,
+        store,
+        layout,
+        api,
+        tls,
+        plain: plain_addr,
+        token,
+        master,
+        stop,
+    }
+}
+
+impl Rig {
+    /// `POST /swarm/enroll` over loopback; the answer.
+    async fn enroll(&self, name: &str, port: u16) -> (u16, Value) {
+        let body = json!({"name": name, "address": "127.0.0.1", "agent_port": port});
+        plain(
+            self.plain,
+            "POST",
+            "/swarm/enroll",
+            Some(&self.token),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// Enrols `name` and returns its uuid and the worker bundle as the master keeps it.
+    async fn enrolled(&self, name: &str, port: u16) -> (String, Bundle) {
+        let (code, v) = self.enroll(name, port).await;
+        assert_eq!(code, 201, "{v}");
+        let uuid = v["host_uuid"].as_str().expect("uuid").to_owned();
+        let dir = self.layout.bundle_dir(decnet::pki::Kind::Worker, name);
+        (uuid, Bundle::load(&dir, "worker").expect("worker bundle"))
+    }
+
+    /// A heartbeat claiming `uuid`, presenting `cert`.
+    async fn beat(&self, cert: &Bundle, uuid: &str, extra: Value) -> (u16, Value) {
+        let mut body = json!({"host_uuid": uuid, "agent_version": "test", "status": {"deployed": false, "deckies": []}});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+        mtls(
+            cert,
+            self.tls,
+            "POST",
+            "/swarm/heartbeat",
+            None,
+            Some(&body),
+        )
+        .await
+    }
+
+    fn host_status(&self, uuid: &str) -> Option<String> {
+        let r = self.store.reader().expect("reader");
+        r.host(uuid).expect("host").map(|h| h.status)
+    }
+
+    /// Waits (≤ 5 s) until `check` holds on the store.
+    async fn until(&self, what: &str, check: impl Fn(&Store) -> bool) {
+        for _ in 0..100 {
+            if check(&self.store) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+}
+
+fn decky(name: &str, ip: &str, host: Option<&str>) -> Value {
+    let mut d = json!({"name": name, "ip": ip, "services": ["ssh"], "distro": "debian",
+        "base_image": "debian:bookworm-slim", "hostname": format!("{name}-h")});
+    if let Some(h) = host {
+        d["host_uuid"] = json!(h);
+    }
+    d
+}
+
+fn fleet(mode: &str, deckies: Vec<Value>) -> Value {
+    json!({"config": {"mode": mode, "interface": "lo", "subnet": "203.0.113.0/28",
+        "gateway": "203.0.113.1", "deckies": deckies}})
+}
+
+#[tokio::test]
+async fn operator_routes_need_an_admin_and_an_operator_transport_and_enrolment_is_once() {
+    let r = rig(true).await;
+    let (code, v) = plain(r.plain, "GET", "/swarm/health", None, None).await;
+    assert_eq!(
+        (code, v.clone()),
+        (200, json!({"status": "ok", "role": "swarm-controller"}))
+    );
+    let (code, _) = mtls(&r.master, r.tls, "GET", "/health", None, None).await;
+    assert_eq!(code, 200);
+
+    let (code, v) = plain(r.plain, "GET", "/swarm/hosts", None, None).await;
+    assert_eq!(code, 401, "{v}");
+    let (code, v) = plain(r.plain, "GET", "/swarm/hosts", Some(&r.token), None).await;
+    assert_eq!((code, v), (200, json!([])));
+
+    let (code, v) = r.enroll("w1", 8765).await;
+    assert_eq!(code, 201, "{v}");
+    let uuid = v["host_uuid"].as_str().expect("uuid").to_owned();
+    assert_eq!(v["name"], "w1");
+    assert!(
+        v["worker_key_pem"]
+            .as_str()
+            .is_some_and(|k| k.contains("PRIVATE KEY"))
+    );
+    assert!(v["updater"].is_null());
+    assert_eq!(
+        v["master_fingerprint"],
+        json!(r.master.fingerprint().to_string())
+    );
+    let ctl_pin = r
+        .state
+        .swarm
+        .controller_pin()
+        .expect("controller pin")
+        .to_string();
+    assert_eq!(v["swarmctl_fingerprint"], json!(ctl_pin));
+    let dir = r.layout.bundle_dir(decnet::pki::Kind::Worker, "w1");
+    assert_eq!(
+        decnet::pki::read_swarmctl_pin(&dir)
+            .expect("pin file")
+            .map(|p| p.to_string()),
+        Some(ctl_pin)
+    );
+    let worker = Bundle::load(&dir, "worker").expect("bundle");
+    assert_eq!(v["fingerprint"], json!(worker.fingerprint().to_string()));
+
+    let (code, v) = r.enroll("w1", 8765).await;
+    assert_eq!(
+        (code, detail(&v)),
+        (409, "Worker 'w1' is already enrolled".into())
+    );
+    let (code, v) = r.enroll("-bad", 8765).await;
+    assert_eq!(code, 422);
+    assert!(detail(&v).starts_with("name:"), "{v}");
+    let (code, v) = plain(
+        r.plain,
+        "POST",
+        "/swarm/enroll",
+        Some(&r.token),
+        Some(&json!({"name": "w9"})),
+    )
+    .await;
+    assert_eq!(code, 422);
+    assert!(detail(&v).contains("address"), "{v}");
+    let body = json!({"name": "w9", "address": "127.0.0.1", "agent_port": 70000});
+    let (code, v) = plain(
+        r.plain,
+        "POST",
+        "/swarm/enroll",
+        Some(&r.token),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(code, 422);
+    assert!(detail(&v).contains("agent_port"), "{v}");
+    let body = json!({"name": "w9", "address": "127.0.0.1", "issue_updater_bundle": true});
+    let (code, v) = plain(
+        r.plain,
+        "POST",
+        "/swarm/enroll",
+        Some(&r.token),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(code, 201, "{v}");
+    assert!(
+        v["updater"]["fingerprint"]
+            .as_str()
+            .is_some_and(|f| f.len() == 64)
+    );
+
+    let (code, v) = plain(r.plain, "GET", "/swarm/hosts", Some(&r.token), None).await;
+    assert_eq!(code, 200);
+    let names: Vec<&str> = v
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|h| h["name"].as_str())
+        .collect();
+    assert_eq!(names, ["w1", "w9"]);
+    assert!(v[0].get("cert_bundle_path").is_none());
+    let (code, v) = plain(
+        r.plain,
+        "GET",
+        "/swarm/hosts?host_status=active",
+        Some(&r.token),
+        None,
+    )
+    .await;
+    assert_eq!((code, v), (200, json!([])));
+    let (code, v) = plain(
+        r.plain,
+        "GET",
+        &format!("/swarm/hosts/{uuid}"),
+        Some(&r.token),
+        None,
+    )
+    .await;
+    assert_eq!((code, v["status"].clone()), (200, json!("enrolled")));
+    let (code, v) = plain(r.plain, "GET", "/swarm/hosts/nope", Some(&r.token), None).await;
+    assert_eq!((code, detail(&v)), (404, "host not found".into()));
+
+    // Over TLS the client certificate decides: the master identity may, a worker may not.
+    let (code, _) = mtls(
+        &r.master,
+        r.tls,
+        "GET",
+        "/swarm/hosts",
+        Some(&r.token),
+        None,
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, v) = mtls(&worker, r.tls, "GET", "/swarm/hosts", Some(&r.token), None).await;
+    assert_eq!(
+        (code, detail(&v)),
+        (403, "operator certificate required".into())
+    );
+    let (code, _) = mtls(&worker, r.tls, "GET", "/swarm/hosts", None, None).await;
+    assert_eq!(code, 401, "the JWT is checked first");
+
+    let (code, v) = plain(
+        r.api,
+        "GET",
+        "/api/v1/system/deployment-mode",
+        Some(&r.token),
+        None,
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (v["mode"].clone(), v["swarm_host_count"].clone()),
+        (json!("swarm"), json!(2))
+    );
+}
+
+#[tokio::test]
+async fn heartbeats_prove_their_host_by_pin_and_stop_at_decommission() {
+    let r = rig(true).await;
+    let (u1, w1) = r.enrolled("w1", 1).await;
+    let (_u2, w2) = r.enrolled("w2", 1).await;
+
+    let (code, v) = r.beat(&w1, &u1, json!({})).await;
+    assert_eq!(code, 204, "{v}");
+    let (code, v) = r.beat(&w2, &u1, json!({})).await;
+    assert_eq!(
+        (code, detail(&v)),
+        (403, "cert fingerprint mismatch".into())
+    );
+    let (code, v) = r.beat(&w1, "no-such-host", json!({})).await;
+    assert_eq!((code, detail(&v)), (404, "unknown host".into()));
+    let body = json!({"host_uuid": u1, "status": {"deployed": false}});
+    let (code, v) = plain(r.plain, "POST", "/swarm/heartbeat", None, Some(&body)).await;
+    assert_eq!((code, detail(&v)), (403, "peer cert unavailable".into()));
+    let (code, v) = mtls(
+        &w1,
+        r.tls,
+        "POST",
+        "/swarm/heartbeat",
+        None,
+        Some(&json!({"status": {}})),
+    )
+    .await;
+    assert_eq!(code, 422);
+    assert!(detail(&v).contains("host_uuid"), "{v}");
+    r.until("host active", |_| {
+        r.host_status(&u1).as_deref() == Some("active")
+    })
+    .await;
+
+    // Lifecycle: the worker's report finishes the open row of that decky on that host.
+    r.store
+        .create_lifecycle("deploy", Some(&u1), &[("op-1".into(), "web-1".into())])
+        .expect("row");
+    let status = json!({"deployed": true,
+        "deckies": [decky("web-1", "203.0.113.5", None), decky("db-2", "203.0.113.6", None), {"name": "junk"}],
+        "runtime": {"web-1": {"running": true, "services": {"ssh": "running"}}}});
+    let delta = json!([{"decky_name": "web-1", "operation": "deploy", "status": "succeeded",
+        "completed_at": "2026-01-02T03:04:05Z"}, {"bogus": true}]);
+    let (code, v) = r
+        .beat(&w1, &u1, json!({"status": status, "lifecycle": delta}))
+        .await;
+    assert_eq!(code, 204, "{v}");
+    let row = r
+        .store
+        .reader()
+        .expect("reader")
+        .lifecycle_row("op-1")
+        .expect("q")
+        .expect("row");
+    assert_eq!(row.status, "succeeded");
+    assert_eq!(
+        row.completed_at.as_deref(),
+        Some("2026-01-02 03:04:05.000000")
+    );
+    r.until("shards", |s| {
+        s.reader().expect("r").shards(Some(&u1)).expect("q").len() == 2
+    })
+    .await;
+    let shards = r.store.reader().expect("r").shards(Some(&u1)).expect("q");
+    let states: Vec<(&str, &str)> = shards
+        .iter()
+        .map(|s| (s.decky_name.as_str(), s.state.as_str()))
+        .collect();
+    assert_eq!(states, [("db-2", "degraded"), ("web-1", "running")]);
+    let (code, v) = plain(
+        r.plain,
+        "GET",
+        &format!("/swarm/deckies?host_uuid={u1}&state=running"),
+        Some(&r.token),
+        None,
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(v.as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        (v[0]["host_name"].clone(), v[0]["hostname"].clone()),
+        (json!("w1"), json!("web-1-h"))
+    );
+
+    // Liveness: silence past the window is unreachable; the next beat is active again.
+    r.until("host unreachable", |_| {
+        r.host_status(&u1).as_deref() == Some("unreachable")
+    })
+    .await;
+    let (code, _) = r.beat(&w1, &u1, json!({})).await;
+    assert_eq!(code, 204);
+    r.until("host active again", |_| {
+        r.host_status(&u1).as_deref() == Some("active")
+    })
+    .await;
+
+    // Decommission: 204, then the heartbeat is 404 and the listener refuses its logs.
+    let (code, v) = plain(
+        r.plain,
+        "DELETE",
+        &format!("/swarm/hosts/{u1}"),
+        Some(&r.token),
+        None,
+    )
+    .await;
+    assert_eq!(code, 204, "{v}");
+    let (code, _) = r.beat(&w1, &u1, json!({})).await;
+    assert_eq!(code, 404);
+    let reader = r.store.reader().expect("reader");
+    assert!(!reader.is_worker_allowed("w1", w1.fingerprint()).expect("q"));
+    assert!(reader.shards(Some(&u1)).expect("q").is_empty());
+    assert!(
+        !r.layout
+            .bundle_dir(decnet::pki::Kind::Worker, "w1")
+            .exists()
+    );
+    let (code, _) = plain(
+        r.plain,
+        "DELETE",
+        &format!("/swarm/hosts/{u1}"),
+        Some(&r.token),
+        None,
+    )
+    .await;
+    assert_eq!(code, 404);
+
+    // Enrolled again under the same name: the old certificate is worth nothing.
+    let (u1b, w1b) = r.enrolled("w1", 1).await;
+    let (code, _) = r.beat(&w1, &u1b, json!({})).await;
+    assert_eq!(code, 403);
+    let (code, _) = r.beat(&w1b, &u1b, json!({})).await;
+    assert_eq!(code, 204);
+}
+
+#[tokio::test]
+async fn decommission_is_limited_to_20_a_minute_per_client() {
+    let r = rig(true).await;
+    for i in 0..20 {
+        let (code, _) = plain(
+            r.plain,
+            "DELETE",
+            &format!("/swarm/hosts/x{i}"),
+            Some(&r.token),
+            None,
+        )
+        .await;
+        assert_eq!(code, 404);
+    }
+    let (code, _) = plain(r.plain, "DELETE", "/swarm/hosts/x20", Some(&r.token), None).await;
+    assert_eq!(code, 429);
+}
+
+/// What a fake agent was sent.
+#[derive(Default)]
+struct Seen {
+    deploys: Vec<Value>,
+    teardowns: Vec<Value>,
+    self_destructs: usize,
+}
+
+/// Serves an agent on `listener` with `bundle`: /deploy 202, /status, /health, /teardown.
+fn fake_agent(listener: TcpListener, bundle: &Bundle, stop: CancellationToken) -> Arc<Mutex<Seen>> {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let (s1, s2, s3, s4) = (seen.clone(), seen.clone(), seen.clone(), seen.clone());
+    let app = Router::new()
+        .route(
+            "/health",
+            get(|| async { axum::Json(json!({"status": "ok"})) }),
+        )
+        .route(
+            "/deploy",
+            post(move |axum::Json(v): axum::Json<Value>| async move {
+                s1.lock().expect("lock").deploys.push(v);
+                (
+                    http::StatusCode::ACCEPTED,
+                    axum::Json(json!({"status": "accepted"})),
+                )
+            }),
+        )
+        .route(
+            "/status",
+            get(move || async move {
+                let n = s2.lock().expect("lock").deploys.len();
+                axum::Json(json!({"deployed": n > 0, "deckies": []}))
+            }),
+        )
+        .route(
+            "/teardown",
+            post(move |axum::Json(v): axum::Json<Value>| async move {
+                s3.lock().expect("lock").teardowns.push(v);
+                axum::Json(json!({"status": "torn down"}))
+            }),
+        )
+        .route(
+            "/self-destruct",
+            post(move || async move {
+                s4.lock().expect("lock").self_destructs += 1;
+                axum::Json(json!({"status": "bye"}))
+            }),
+        );
+    let acceptor = TlsAcceptor::from(tls::server_config(bundle).expect("server config"));
+    tokio::spawn(https::serve(
+        listener,
+        Some(acceptor),
+        app,
+        stop,
+        ServeOptions::default(),
+    ));
+    seen
+}
+
+#[tokio::test]
+async fn dispatch_shards_per_host_and_a_dead_host_only_fails_its_own() {
+    let r = rig(true).await;
+    let (agent_l, agent_addr) = bind().await;
+    let (ua, wa) = r.enrolled("agent-a", agent_addr.port()).await;
+    let seen = fake_agent(agent_l, &wa, r.stop.clone());
+    let (dead_l, dead_addr) = bind().await;
+    drop(dead_l);
+    let (ub, _) = r.enrolled("agent-b", dead_addr.port()).await;
+    let tok = Some(r.token.as_str());
+
+    let body = fleet("unihost", vec![decky("web-1", "203.0.113.5", Some(&ua))]);
+    let (code, v) = plain(r.plain, "POST", "/swarm/deploy", tok, Some(&body)).await;
+    assert_eq!((code, detail(&v)), (400, "mode must be 'swarm'".into()));
+    let body = fleet("swarm", vec![decky("web-1", "203.0.113.5", None)]);
+    let (code, v) = plain(r.plain, "POST", "/swarm/deploy", tok, Some(&body)).await;
+    assert_eq!(
+        (code, detail(&v)),
+        (
+            400,
+            "decky 'web-1' has no host_uuid — caller must shard before dispatch".into()
+        )
+    );
+    let body = fleet("swarm", vec![decky("web-1", "203.0.113.5", Some("ghost"))]);
+    let (code, v) = plain(r.plain, "POST", "/swarm/deploy", tok, Some(&body)).await;
+    assert_eq!((code, detail(&v)), (404, "unknown host_uuid: ghost".into()));
+    assert!(
+        seen.lock().expect("lock").deploys.is_empty(),
+        "nothing dispatched"
+    );
+
+    let body = fleet(
+        "swarm",
+        vec![
+            decky("web-1", "203.0.113.5", Some(&ua)),
+            decky("db-2", "203.0.113.6", Some(&ub)),
+            decky("mail-3", "203.0.113.7", Some(&ua)),
+        ],
+    );
+    let (code, v) = plain(r.plain, "POST", "/swarm/deploy", tok, Some(&body)).await;
+    assert_eq!(code, 200, "{v}");
+    let results = v["results"].as_array().expect("results");
+    let ok: Vec<(&str, bool)> = results
+        .iter()
+        .map(|x| {
+            (
+                x["host_name"].as_str().unwrap_or(""),
+                x["ok"].as_bool().unwrap_or(true),
+            )
+        })
+        .collect();
+    assert_eq!(ok, [("agent-a", true), ("agent-b", false)]);
+    assert!(
+        results[1]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("agent-b")),
+        "{v}"
+    );
+    {
+        let s = seen.lock().expect("lock");
+        assert_eq!(s.deploys.len(), 1);
+        let names: Vec<&str> = s.deploys[0]["config"]["deckies"]
+            .as_array()
+            .expect("deckies")
+            .iter()
+            .filter_map(|d| d["name"].as_str())
+            .collect();
+        assert_eq!(names, ["web-1", "mail-3"], "agent-a got only its shard");
+    }
+    let (code, v) = plain(r.plain, "GET", "/swarm/deckies", tok, None).await;
+    assert_eq!(code, 200);
+    let rows: Vec<(&str, &str, &str)> = v
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|d| {
+            (
+                d["decky_name"].as_str().unwrap_or(""),
+                d["host_name"].as_str().unwrap_or(""),
+                d["state"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("db-2", "agent-b", "failed"),
+            ("mail-3", "agent-a", "running"),
+            ("web-1", "agent-a", "running")
+        ]
+    );
+    assert!(
+        v[0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("agent-b"))
+    );
+    assert_eq!(r.host_status(&ua).as_deref(), Some("active"));
+
+    let (code, v) = plain(r.plain, "POST", "/swarm/check", tok, None).await;
+    assert_eq!(code, 200);
+    let health: Vec<(bool, Value)> = v["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|h| {
+            (
+                h["reachable"].as_bool().unwrap_or(false),
+                h["detail"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        health,
+        [
+            (true, json!({"status": "ok"})),
+            (false, json!("probe failed"))
+        ]
+    );
+    assert_eq!(r.host_status(&ub).as_deref(), Some("unreachable"));
+
+    let body = json!({"host_uuid": ua});
+    let (code, v) = plain(r.plain, "POST", "/swarm/teardown", tok, Some(&body)).await;
+    assert_eq!(code, 200);
+    assert_eq!(v["results"][0]["ok"], json!(true));
+    assert_eq!(
+        seen.lock().expect("lock").teardowns,
+        [json!({"decky_id": null})]
+    );
+    assert!(
+        r.store
+            .reader()
+            .expect("r")
+            .shards(Some(&ua))
+            .expect("q")
+            .is_empty()
+    );
+    let (code, _) = plain(
+        r.plain,
+        "POST",
+        "/swarm/teardown",
+        tok,
+        Some(&json!({"host_uuid": "ghost"})),
+    )
+    .await;
+    assert_eq!(code, 404);
+
+    // The dashboard's routes: background teardown of the dead host fails its shard.
+    let (code, v) = plain(
+        r.api,
+        "POST",
+        &format!("/api/v1/swarm/hosts/{ub}/teardown"),
+        tok,
+        Some(&json!({})),
+    )
+    .await;
+    assert_eq!(code, 202, "{v}");
+    assert_eq!(
+        (v["accepted"].clone(), v["detail"].clone()),
+        (json!(true), json!("teardown queued"))
+    );
+    r.until("teardown_failed", |s| {
+        s.reader()
+            .expect("r")
+            .shards(Some(&ub))
+            .expect("q")
+            .first()
+            .is_some_and(|x| x.state == "teardown_failed")
+    })
+    .await;
+    let (code, v) = plain(r.api, "GET", "/api/v1/swarm/hosts", tok, None).await;
+    assert_eq!(code, 200);
+    let st: Vec<&str> = v
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|h| h["status"].as_str())
+        .collect();
+    assert_eq!(st, ["active", "unreachable"]);
+    let (code, v) = plain(r.api, "GET", "/api/v1/swarm/deckies", tok, None).await;
+    assert_eq!((code, v.as_array().map(Vec::len)), (200, Some(1)));
+    let (code, _) = plain(r.api, "GET", "/api/v1/swarm/hosts", None, None).await;
+    assert_eq!(code, 401);
+    let (code, _) = plain(
+        r.api,
+        "DELETE",
+        &format!("/api/v1/swarm/hosts/{ua}"),
+        tok,
+        None,
+    )
+    .await;
+    assert_eq!(code, 204);
+    assert_eq!(seen.lock().expect("lock").self_destructs, 1);
+    let (code, v) = plain(
+        r.api,
+        "DELETE",
+        &format!("/api/v1/swarm/hosts/{ua}"),
+        tok,
+        None,
+    )
+    .await;
+    assert_eq!((code, detail(&v)), (404, "host not found".into()));
+}
+
+#[test]
+fn round_robin_sharding_uses_hosts_with_an_address_by_name() {
+    let host = |uuid: &str, name: &str, status: &str, address: &str| decnet::store::SwarmHost {
+        uuid: uuid.into(),
+        name: name.into(),
+        address: address.into(),
+        agent_port: 8765,
+        status: status.into(),
+        last_heartbeat: None,
+        client_cert_fingerprint: String::new(),
+        updater_cert_fingerprint: None,
+        cert_bundle_path: String::new(),
+        enrolled_at: String::new(),
+        notes: None,
+        use_ipvlan: false,
+    };
+    let hosts = [
+        host("u-b", "b", "active", "10.0.0.2"),
+        host("u-a", "a", "enrolled", "10.0.0.1"),
+        host("u-c", "c", "unreachable", "10.0.0.3"),
+        host("u-d", "d", "active", ""),
+    ];
+    let body = fleet(
+        "swarm",
+        vec![
+            decky("d1", "203.0.113.5", None),
+            decky("d2", "203.0.113.6", Some("pinned")),
+            decky("d3", "203.0.113.7", None),
+            decky("d4", "203.0.113.8", None),
+        ],
+    );
+    let mut config: decnet::model::DecnetConfig =
+        serde_json::from_value(body["config"].clone()).expect("config");
+    swarm::dispatch::shard_round_robin(&mut config, &hosts).expect("sharded");
+    let got: Vec<&str> = config
+        .deckies
+        .iter()
+        .filter_map(|d| d.host_uuid.as_deref())
+        .collect();
+    assert_eq!(got, ["u-a", "pinned", "u-b", "u-a"]);
+    assert!(swarm::dispatch::shard_round_robin(&mut config, &hosts[2..]).is_err());
+}
