@@ -239,6 +239,13 @@ pub async fn serve(
     {
         tracing::warn!("fleet operations still running at shutdown");
     }
+    fleet.swarm.tasks.close();
+    if tokio::time::timeout(FLEET_GRACE, fleet.swarm.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("swarm teardowns still running at shutdown");
+    }
     served
 }
 
