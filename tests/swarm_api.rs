@@ -209,10 +209,18 @@ async fn heartbeats_prove_their_host_by_pin_and_stop_at_decommission() {
         "runtime": {"web-1": {"running": true, "services": {"ssh": "running"}}}});
     let delta = json!([{"decky_name": "web-1", "operation": "deploy", "status": "succeeded",
         "completed_at": "2026-01-02T03:04:05Z"}, {"bogus": true}]);
+    let mut events = r.state.swarm.bus().subscribe("decky.>").expect("subscribe");
     let (code, v) = r
         .beat(&w1, &u1, json!({"status": status, "lifecycle": delta}))
         .await;
     assert_eq!(code, 204, "{v}");
+    let event = events.try_recv().expect("lifecycle event");
+    assert_eq!(event.topic, "decky.web-1.lifecycle");
+    let payload = event.envelope().expect("envelope").payload;
+    assert_eq!(
+        (payload["lifecycle_id"].clone(), payload["status"].clone()),
+        (json!("op-1"), json!("succeeded"))
+    );
     let row = r
         .store
         .reader()

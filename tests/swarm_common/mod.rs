@@ -160,7 +160,12 @@ pub async fn rig(limiter: bool) -> Rig {
             home: PathBuf::from(dir.path()),
             docker_host: Some("unix:///nonexistent/docker.sock".into()),
             artifacts_root: dir.path().join("artifacts"),
-            bus: None,
+            bus: Some(decnet::config::BusConfig {
+                socket: dir.path().join("bus.sock"),
+                group: "decnet".into(),
+                enabled: true,
+                kind: decnet::config::BusKind::Fake,
+            }),
         },
     };
     let state = AppState::with_extras(config, extras);

@@ -168,7 +168,7 @@ impl AppState {
             health: Health::new(s.docker_host.clone()),
             live: Live::new(extras.sse_max_per_user, extras.ticket_ttl),
             fleet: Fleet::new(extras.engine, extras.fleet),
-            swarm: super::swarm::Swarm::new(extras.swarm, s.limiter_enabled),
+            swarm: super::swarm::Swarm::new(extras.swarm, s.bus.clone(), s.limiter_enabled),
             shutdown: tokio_util::sync::CancellationToken::new(),
             settings: s,
         }))

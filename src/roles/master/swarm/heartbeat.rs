@@ -13,6 +13,7 @@ use super::super::error::ApiError;
 use super::super::state::AppState;
 use super::dto::Checked;
 use super::registry::{Refusal, digest};
+use crate::bus::{publish_safely, topics};
 use crate::https::Peer;
 use crate::model::DeckyConfig;
 use crate::model::swarm::{HeartbeatIn, LifecycleDelta, MAX_DELTA_ERROR};
@@ -96,18 +97,32 @@ async fn apply_deltas(state: &AppState, beat: &HeartbeatIn) {
     let wrote = state
         .db
         .write(move |s| {
-            for (decky, op, status, error, at) in &rows {
-                let found =
-                    s.report_lifecycle(decky, op, &host, *status, error.as_deref(), at.as_deref())?;
-                if found.is_none() {
-                    tracing::info!(%decky, operation = %op, "no open operation for a worker's report (stale duplicate)");
+            let mut moved = Vec::new();
+            for (decky, op, status, error, at) in rows {
+                match s.report_lifecycle(&decky, &op, &host, status, error.as_deref(), at.as_deref())? {
+                    Some(id) => moved.push((id, decky, op, status, error)),
+                    None => {
+                        tracing::info!(%decky, operation = %op, "no open operation for a worker's report (stale duplicate)");
+                    }
                 }
             }
-            Ok(())
+            Ok(moved)
         })
         .await;
-    if let Err(e) = wrote {
-        tracing::warn!(error = ?e, "recording lifecycle deltas failed");
+    match wrote {
+        Ok(moved) => {
+            for (id, decky, op, status, error) in moved {
+                let Ok(topic) = topics::decky_lifecycle(&decky) else {
+                    continue;
+                };
+                let mut event = serde_json::json!({"lifecycle_id": id, "operation": op, "status": status.as_str()});
+                if let Some(e) = error {
+                    event["error"] = e.into();
+                }
+                publish_safely(Some(state.swarm.bus()), &topic, &event, "decky.lifecycle");
+            }
+        }
+        Err(e) => tracing::warn!(error = ?e, "recording lifecycle deltas failed"),
     }
 }
 

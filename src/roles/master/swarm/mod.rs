@@ -26,7 +26,7 @@ pub mod routes;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -37,6 +37,8 @@ use tokio_util::task::TaskTracker;
 
 use super::limiter::Limiter;
 use super::state::AppState;
+use crate::bus::{Bus, NullBus};
+use crate::config::BusConfig;
 use crate::pki::{Bundle, Fingerprint, Layout};
 use crate::store::SwarmHost;
 use client::{AgentClient, AgentError};
@@ -93,11 +95,14 @@ pub struct Swarm {
     pub tasks: TaskTracker,
     master: Mutex<Option<Bundle>>,
     controller_pin: RwLock<Option<Fingerprint>>,
+    bus_config: Option<BusConfig>,
+    bus: OnceLock<Arc<dyn Bus>>,
 }
 
 impl Swarm {
-    /// A controller state with `options`; rate limits only when `limits`.
-    pub fn new(options: SwarmOptions, limits: bool) -> Self {
+    /// A controller state with `options`, publishing on `bus`; rate limits only when
+    /// `limits`.
+    pub fn new(options: SwarmOptions, bus: Option<BusConfig>, limits: bool) -> Self {
         Self {
             options,
             registry: registry::Registry::default(),
@@ -105,7 +110,19 @@ impl Swarm {
             tasks: TaskTracker::new(),
             master: Mutex::new(None),
             controller_pin: RwLock::new(None),
+            bus_config: bus,
+            bus: OnceLock::new(),
         }
+    }
+
+    /// The bus lifecycle events go to, connected on first use (inside the runtime).
+    pub fn bus(&self) -> &dyn Bus {
+        self.bus
+            .get_or_init(|| match &self.bus_config {
+                Some(c) => crate::bus::from_config(c, "swarmctl"),
+                None => Arc::new(NullBus),
+            })
+            .as_ref()
     }
 
     /// The PKI layout.
