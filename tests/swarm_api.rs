@@ -581,3 +581,58 @@ fn a_plain_controller_off_loopback_is_refused_before_anything_starts() {
     assert!(err.contains("--tls"), "{err}");
     assert!(!dir.path().join("decnet.db").exists(), "nothing started");
 }
+
+#[tokio::test]
+async fn the_dashboard_shard_list_takes_a_missing_address_from_the_fleet_state() {
+    let r = rig(true).await;
+    let (uuid, _) = r.enrolled("w1", 1).await;
+    let shard = |name: &str| decnet::store::Shard {
+        decky_name: name.into(),
+        host_uuid: uuid.clone(),
+        services: "[\"ssh\"]".into(),
+        decky_config: None,
+        decky_ip: None,
+        state: "running".into(),
+        last_error: None,
+        last_seen: None,
+        updated_at: String::new(),
+    };
+    r.store
+        .upsert_shards(&[shard("web-1"), shard("lost-9")])
+        .expect("shards");
+    let state = json!({
+        "config": {"mode": "swarm", "interface": "lo", "subnet": "203.0.113.0/28",
+            "gateway": "203.0.113.1", "deckies": [decky("web-1", "203.0.113.5", Some(&uuid))]},
+        "driver": "bridge",
+        "names": {"network": "decnet_t", "macvlan_link": "dnmx", "ipvlan_link": "dnix"},
+        "image": "decnet/decky:test"
+    });
+    std::fs::write(
+        r.home().join("decnet-state.json"),
+        serde_json::to_vec(&state).expect("json"),
+    )
+    .expect("state file");
+    let (code, v) = plain(r.api, "GET", "/api/v1/swarm/deckies", Some(&r.token), None).await;
+    assert_eq!(code, 200, "{v}");
+    let ips: Vec<(&str, Value)> = v
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|d| {
+            (
+                d["decky_name"].as_str().unwrap_or(""),
+                d["decky_ip"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ips,
+        [("lost-9", Value::Null), ("web-1", json!("203.0.113.5"))]
+    );
+    let (code, v) = plain(r.plain, "GET", "/swarm/deckies", Some(&r.token), None).await;
+    assert_eq!(
+        (code, v[1]["decky_ip"].clone()),
+        (200, Value::Null),
+        "controller: no fleet fallback"
+    );
+}

@@ -227,6 +227,11 @@ pub async fn rig(limiter: bool) -> Rig {
 }
 
 impl Rig {
+    /// The state directory (`DECNET_HOME`).
+    pub fn home(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// `POST /swarm/enroll` over loopback; the answer.
     pub async fn enroll(&self, name: &str, port: u16) -> (u16, Value) {
         let body = json!({"name": name, "address": "127.0.0.1", "agent_port": port});

@@ -121,7 +121,7 @@ pub struct DeploymentMode {
 }
 
 /// The deployed fleet, read off the runtime.
-pub(super) async fn load_fleet(state: &AppState) -> Result<Option<FleetState>, ApiError> {
+pub(crate) async fn load_fleet(state: &AppState) -> Result<Option<FleetState>, ApiError> {
     let path = state::path_in(&state.settings.home);
     tokio::task::spawn_blocking(move || state::load(&path))
         .await

@@ -167,3 +167,25 @@ pub async fn deckies(
         })
         .collect())
 }
+
+/// The dashboard's extra fallback (§6.1): a shard with no address in its row or snapshot
+/// takes the one the deployed fleet state gives its name. Best effort: an unreadable
+/// state file leaves the rows as they are.
+pub async fn fill_ips_from_fleet(state: &AppState, views: &mut [ShardView]) {
+    if views.iter().all(|v| v.decky_ip.is_some()) {
+        return;
+    }
+    let fleet = match super::super::routes::deckies::load_fleet(state).await {
+        Ok(Some(f)) => f,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::debug!(error = ?e, "no fleet state for shard addresses");
+            return;
+        }
+    };
+    for v in views.iter_mut().filter(|v| v.decky_ip.is_none()) {
+        if let Some(d) = fleet.config.deckies.iter().find(|d| d.name == v.decky_name) {
+            v.decky_ip = Some(d.ip.to_string());
+        }
+    }
+}

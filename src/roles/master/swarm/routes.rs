@@ -140,7 +140,9 @@ async fn api_deckies(
     _: Admin,
     Params(q): Params<DeckiesQuery>,
 ) -> Result<Json<Vec<ShardView>>, ApiError> {
-    Ok(Json(hosts::deckies(&state, q.host_uuid, q.state).await?))
+    let mut views = hosts::deckies(&state, q.host_uuid, q.state).await?;
+    hosts::fill_ips_from_fleet(&state, &mut views).await;
+    Ok(Json(views))
 }
 
 async fn api_host_teardown(
