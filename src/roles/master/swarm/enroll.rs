@@ -127,6 +127,7 @@ fn issue(
 /// function the controller's and the main API's enrolment routes share.
 pub async fn enroll_host(state: &AppState, spec: EnrollSpec) -> Result<Enrolled, ApiError> {
     state.swarm.registry.ensure_loaded(&state.db).await?;
+    let _one = state.swarm.enrolling.lock().await;
     let name = spec.name.clone();
     if state
         .db

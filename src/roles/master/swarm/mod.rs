@@ -93,6 +93,9 @@ pub struct Swarm {
     pub delete_limit: Limiter,
     /// Background teardowns (drained at shutdown; tests may wait on it).
     pub tasks: TaskTracker,
+    /// One enrolment at a time: two of the same name would overwrite each other's bundle
+    /// files before one of them loses the insert.
+    pub enrolling: tokio::sync::Mutex<()>,
     master: Mutex<Option<Bundle>>,
     controller_pin: RwLock<Option<Fingerprint>>,
     bus_config: Option<BusConfig>,
@@ -108,6 +111,7 @@ impl Swarm {
             registry: registry::Registry::default(),
             delete_limit: Limiter::new(20, Duration::from_secs(60), limits),
             tasks: TaskTracker::new(),
+            enrolling: tokio::sync::Mutex::new(()),
             master: Mutex::new(None),
             controller_pin: RwLock::new(None),
             bus_config: bus,
