@@ -636,3 +636,33 @@ async fn the_dashboard_shard_list_takes_a_missing_address_from_the_fleet_state()
         "controller: no fleet fallback"
     );
 }
+
+#[tokio::test]
+async fn decnet_master_serves_the_controller_over_mutual_tls() {
+    let dir = util::Dir::new();
+    let layout = decnet::pki::Layout::new(dir.path().join("pki"));
+    let master = layout.ensure_master().expect("master identity");
+    let (probe, addr) = bind().await;
+    drop(probe);
+    let mut child = tokio::process::Command::from(dir.decnet())
+        .args(["master", "--port", "0", "--tls"])
+        .args(["--swarmctl-port", &addr.port().to_string()])
+        .env("DECNET_ADMIN_PASSWORD", "a-strong-admin-password")
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn decnet master");
+    let mut answered = None;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            answered = Some(mtls(&master, addr, "GET", "/swarm/health", None, None).await);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = child.kill().await;
+    assert_eq!(
+        answered,
+        Some((200, json!({"status": "ok", "role": "swarm-controller"})))
+    );
+}

@@ -159,8 +159,10 @@ impl Swarm {
 
     /// The TLS acceptor of the controller: the `swarmctl` certificate (issued on first use
     /// with `sans` and loopback), client certificates from the decnet CA required. Its pin
-    /// goes into worker bundles enrolled from now on.
+    /// goes into worker bundles enrolled from now on. The master identity is made ready
+    /// too (§5.1), so the first call to an agent does not issue it.
     pub fn controller_tls(&self, sans: &[String]) -> Result<TlsAcceptor, String> {
+        self.master().map_err(|e| format!("master identity: {e}"))?;
         let bundle = self
             .layout()
             .ensure_server(sans)
