@@ -170,7 +170,7 @@ async fn operator_routes_need_an_admin_and_an_operator_transport_and_enrolment_i
 async fn heartbeats_prove_their_host_by_pin_and_stop_at_decommission() {
     let r = rig(true).await;
     let (u1, w1) = r.enrolled("w1", 1).await;
-    let (_u2, w2) = r.enrolled("w2", 1).await;
+    let (u2, w2) = r.enrolled("w2", 1).await;
 
     let (code, v) = r.beat(&w1, &u1, json!({})).await;
     assert_eq!(code, 204, "{v}");
@@ -195,6 +195,22 @@ async fn heartbeats_prove_their_host_by_pin_and_stop_at_decommission() {
     .await;
     assert_eq!(code, 422);
     assert!(detail(&v).contains("host_uuid"), "{v}");
+    // A big snapshot (200 deckies, ~100 KiB) is within the heartbeat's own body limit;
+    // an absurd one is refused.
+    let many: Vec<Value> = (0..200)
+        .map(|i| decky(&format!("big-{i}"), "203.0.113.9", None))
+        .collect();
+    let (code, v) = r
+        .beat(
+            &w2,
+            &u2,
+            json!({"status": {"deployed": false, "deckies": many}}),
+        )
+        .await;
+    assert_eq!(code, 204, "{v}");
+    let huge = "x".repeat(5 * 1024 * 1024);
+    let (code, _) = r.beat(&w2, &u2, json!({"pad": huge})).await;
+    assert_eq!(code, 413);
     r.until("host active", |_| {
         r.host_status(&u1).as_deref() == Some("active")
     })

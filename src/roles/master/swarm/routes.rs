@@ -18,6 +18,10 @@ use super::dto::{
 use super::gate::Operator;
 use super::{dispatch, enroll, heartbeat, hosts};
 
+/// Largest heartbeat or deploy body: a worker's snapshot or a fleet of a few thousand
+/// deckies (each DeckyConfig with its service settings is about a kilobyte).
+pub const MAX_SWARM_BODY: usize = 4 * 1024 * 1024;
+
 /// `{"status":"ok","role":"swarm-controller"}`: no auth, no I/O.
 async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok", "role": "swarm-controller"}))
@@ -107,11 +111,17 @@ pub fn controller(state: AppState) -> Router {
         .route("/swarm/enroll", post(enroll_route))
         .route("/swarm/hosts", get(list_hosts))
         .route("/swarm/hosts/{uuid}", get(get_host).delete(delete_host))
-        .route("/swarm/deploy", post(deploy))
+        .route(
+            "/swarm/deploy",
+            post(deploy).layer(DefaultBodyLimit::max(MAX_SWARM_BODY)),
+        )
         .route("/swarm/teardown", post(teardown))
         .route("/swarm/deckies", get(deckies))
         .route("/swarm/check", post(check))
-        .route("/swarm/heartbeat", post(heartbeat::heartbeat))
+        .route(
+            "/swarm/heartbeat",
+            post(heartbeat::heartbeat).layer(DefaultBodyLimit::max(MAX_SWARM_BODY)),
+        )
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
