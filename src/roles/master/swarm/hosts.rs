@@ -127,7 +127,12 @@ pub async fn decommission(state: &AppState, uuid: &str) -> Result<(), ApiError> 
     match state.swarm.client(&host) {
         Ok(c) => {
             if let Err(e) = c.self_destruct().await {
-                tracing::warn!(host = %host.name, error = %e, "self-destruct failed; decommissioning anyway");
+                tracing::warn!(
+                    host = %host.name,
+                    error = %e,
+                    wrong_peer = e.is_wrong_peer(),
+                    "self-destruct failed; decommissioning anyway"
+                );
             }
         }
         Err(e) => tracing::warn!(host = %host.name, error = %e, "no client for self-destruct"),

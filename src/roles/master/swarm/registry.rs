@@ -1,12 +1,12 @@
 //! The controller's in-memory view of the enrolled hosts, so a heartbeat is answered
 //! without touching SQLite (≥ 2,000 beats/s on two cores).
 //!
-//! The registry holds, per host uuid, the name, the certificate pin and the liveness the
+//! The registry holds, per host uuid, the certificate pin and the liveness the
 //! heartbeat and the liveness task need. It is loaded from `swarm_hosts` once and then
 //! kept current by enrolment and decommission in this process; decommission removes the
 //! entry at once, so the host's next heartbeat is a 404 whatever the database lags.
 //!
-//! Writes are batched: heartbeat times and changed shards wait in [`Pending`] until the
+//! Writes are batched: heartbeat times and changed shards wait in `Pending` until the
 //! flush task ([`Registry::flush`], about once a second) commits them in one transaction
 //! each. A shard is queued only when the host's reported decky set or a decky's state
 //! changed since its last beat. Decommission takes the flush lock, so a flush in flight
@@ -37,7 +37,6 @@ pub enum Refusal {
 
 #[derive(Debug)]
 struct Entry {
-    name: String,
     pin: Option<Fingerprint>,
     active: bool,
     last_beat: Instant,
@@ -47,7 +46,6 @@ struct Entry {
 impl Entry {
     fn of(h: &SwarmHost) -> Self {
         Self {
-            name: h.name.clone(),
             // An empty or unreadable stored pin never matches (fail closed).
             pin: h.client_cert_fingerprint.trim().parse().ok(),
             active: h.status == ACTIVE,
@@ -109,11 +107,6 @@ impl Registry {
     /// Adds (or replaces) a freshly enrolled host.
     pub fn insert(&self, host: &SwarmHost) {
         self.hosts().insert(host.uuid.clone(), Entry::of(host));
-    }
-
-    /// The name of host `uuid`, if known.
-    pub fn name(&self, uuid: &str) -> Option<String> {
-        self.hosts().get(uuid).map(|e| e.name.clone())
     }
 
     /// Checks a heartbeat's claim to be host `uuid` with certificate `presented`; on
