@@ -295,7 +295,9 @@ async fn lifecycle_rows_are_polled_by_id_and_a_restart_fails_stale_ones() {
         ("old-1".to_owned(), "web-1".to_owned()),
         ("new-1".into(), "db-2".into()),
     ];
-    m.store.create_lifecycle("deploy", &rows).expect("rows");
+    m.store
+        .create_lifecycle("deploy", None, &rows)
+        .expect("rows");
     let poll = |q: &str| {
         m.req("GET", &format!("/api/v1/deckies/lifecycle{q}"))
             .bearer(&token)

@@ -22,6 +22,11 @@ pub fn system_control(worker: &str) -> Result<String, TopicError> {
     with_id("system", worker, ".control")
 }
 
+/// `decky.<name>.lifecycle`: a background decky operation moved (a worker reported it).
+pub fn decky_lifecycle(decky: &str) -> Result<String, TopicError> {
+    with_id("decky", decky, ".lifecycle")
+}
+
 /// A shell session ended; its commands are attached (the collector's aggregator).
 pub const ATTACKER_SESSION_ENDED: &str = "attacker.session.ended";
 /// A credential was stored or attempted again (the ingester).

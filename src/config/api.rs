@@ -9,6 +9,8 @@ use super::{ConfigError, Secret, Source};
 
 /// Address the API binds (default `127.0.0.1`).
 pub const API_HOST: &str = "DECNET_API_HOST";
+/// Address the swarm controller binds (default `127.0.0.1`; anything else needs `--tls`).
+pub const SWARMCTL_HOST: &str = "DECNET_SWARMCTL_HOST";
 /// Address the dashboard is served on (default `127.0.0.1`): the default CORS origin's host.
 pub const WEB_HOST: &str = "DECNET_WEB_HOST";
 /// HS256 key of the API's tokens (a generated one is kept in the state directory when unset).
@@ -42,6 +44,8 @@ const MAX_EXP_MINUTES: u32 = 525_600;
 pub struct ApiConfig {
     /// Bind address (`DECNET_API_HOST`).
     pub host: String,
+    /// Swarm controller bind address (`DECNET_SWARMCTL_HOST`).
+    pub swarmctl_host: String,
     /// Dashboard host (`DECNET_WEB_HOST`), for the default CORS origin.
     pub web_host: String,
     /// Token key (`DECNET_JWT_SECRET`); `None` means "use the state directory's file".
@@ -114,6 +118,7 @@ pub(super) fn parse<S: Source>(r: &mut Reader<'_, S>) -> Result<ApiConfig, Confi
     }
     Ok(ApiConfig {
         host: r.text_or(API_HOST, "127.0.0.1"),
+        swarmctl_host: r.text_or(SWARMCTL_HOST, "127.0.0.1"),
         web_host: r.text_or(WEB_HOST, "127.0.0.1"),
         jwt_secret: r.secret(JWT_SECRET),
         jwt_exp_minutes,

@@ -18,6 +18,10 @@ fn defaults_follow_the_state_directory() {
     );
     assert_eq!(c.ports.agent, 8765);
     assert_eq!(c.ports.syslog, 6514);
+    assert_eq!(
+        (c.api.swarmctl_host.as_str(), c.ports.swarmctl),
+        ("127.0.0.1", 8770)
+    );
     assert!(!c.verify_hostname);
     assert_eq!(c.log_format, LogFormat::Pretty);
     assert_eq!(c.log_filter, "info");

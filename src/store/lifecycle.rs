@@ -79,18 +79,24 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Lifecycle> {
 }
 
 impl Store {
-    /// Records pending operations: `(id, decky_name)` each, all of `operation`.
-    pub fn create_lifecycle(&self, operation: &str, rows: &[(String, String)]) -> Result<()> {
+    /// Records pending operations: `(id, decky_name)` each, all of `operation`, run by
+    /// swarm host `host_uuid` (`None`: this host).
+    pub fn create_lifecycle(
+        &self,
+        operation: &str,
+        host_uuid: Option<&str>,
+        rows: &[(String, String)],
+    ) -> Result<()> {
         let mut conn = self.connect(false)?;
         let tx = conn.transaction()?;
         let now = sql_micros(OffsetDateTime::now_utc());
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO decky_lifecycle (id, decky_name, host_uuid, operation, status,
-                 started_at, updated_at) VALUES (?1, ?2, NULL, ?3, 'pending', ?4, ?4)",
+                 started_at, updated_at) VALUES (?1, ?2, ?5, ?3, 'pending', ?4, ?4)",
             )?;
             for (id, name) in rows {
-                stmt.execute(params![id, name, operation, now])?;
+                stmt.execute(params![id, name, operation, now, host_uuid])?;
             }
         }
         tx.commit()?;
@@ -117,6 +123,45 @@ impl Store {
             stmt.execute(params![status.as_str(), error, now, done, id])?;
         }
         Ok(())
+    }
+
+    /// Applies a worker's report on its operation: the latest open (`pending`/`running`)
+    /// row of `decky`, `operation` and `host_uuid` moves to `status`, with `error` and,
+    /// for a finished one, `completed_at` (now when not given). The row's id, or `None`
+    /// when no row is open (a stale duplicate report).
+    pub fn report_lifecycle(
+        &self,
+        decky: &str,
+        operation: &str,
+        host_uuid: &str,
+        status: LifecycleStatus,
+        error: Option<&str>,
+        completed_at: Option<&str>,
+    ) -> Result<Option<String>> {
+        let mut conn = self.connect(false)?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let id: Option<String> = tx
+            .query_row(
+                "SELECT id FROM decky_lifecycle WHERE decky_name = ?1 AND operation = ?2
+                 AND host_uuid = ?3 AND status IN ('pending', 'running')
+                 ORDER BY started_at DESC LIMIT 1",
+                params![decky, operation, host_uuid],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(id) = &id {
+            let now = sql_micros(OffsetDateTime::now_utc());
+            let done = matches!(status, LifecycleStatus::Succeeded | LifecycleStatus::Failed);
+            tx.execute(
+                "UPDATE decky_lifecycle SET status = ?1, error = COALESCE(?2, error),
+                 updated_at = ?3,
+                 completed_at = CASE WHEN ?4 THEN COALESCE(?5, ?3) ELSE completed_at END
+                 WHERE id = ?6",
+                params![status.as_str(), error, now, done, completed_at, id],
+            )?;
+        }
+        tx.commit()?;
+        Ok(id)
     }
 
     /// Fails the rows still pending or running that were accepted before `before`
@@ -178,6 +223,7 @@ mod tests {
         let ids = ["a".to_owned(), "b".to_owned()];
         store.create_lifecycle(
             "deploy",
+            None,
             &[
                 (ids[0].clone(), "web".into()),
                 (ids[1].clone(), "db".into()),
@@ -206,6 +252,52 @@ mod tests {
         assert_eq!(
             (b.status.as_str(), b.error.as_deref()),
             ("failed", Some(RESTARTED))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_worker_report_finishes_the_latest_open_row_of_its_host() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| crate::store::Error::Corrupt(e.to_string()))?;
+        let store = Store::open(dir.path().join("d.db"), Options::default())?;
+        store.create_lifecycle("deploy", Some("h1"), &[("a".into(), "web".into())])?;
+        store.create_lifecycle("deploy", Some("h2"), &[("b".into(), "web".into())])?;
+        let got = store.report_lifecycle(
+            "web",
+            "deploy",
+            "h1",
+            LifecycleStatus::Failed,
+            Some("boom"),
+            Some("2024-01-02 03:04:05.000000"),
+        )?;
+        assert_eq!(got.as_deref(), Some("a"));
+        let again = store.report_lifecycle(
+            "web",
+            "deploy",
+            "h1",
+            LifecycleStatus::Succeeded,
+            None,
+            None,
+        )?;
+        assert_eq!(again, None, "a finished row is not reopened");
+        let r = store.reader()?;
+        let a = r
+            .lifecycle_row("a")?
+            .ok_or(crate::store::Error::Corrupt("a".into()))?;
+        assert_eq!(
+            (
+                a.status.as_str(),
+                a.error.as_deref(),
+                a.completed_at.as_deref()
+            ),
+            ("failed", Some("boom"), Some("2024-01-02 03:04:05.000000"))
+        );
+        let b = r
+            .lifecycle_row("b")?
+            .ok_or(crate::store::Error::Corrupt("b".into()))?;
+        assert_eq!(
+            (b.status.as_str(), b.host_uuid.as_deref()),
+            ("pending", Some("h2"))
         );
         Ok(())
     }

@@ -25,6 +25,8 @@
 //! - [`openapi`]: the generated OpenAPI document.
 //! - [`live`]: SSE tickets and per-user stream slots (`/stream`).
 //! - [`fleet`]: the Docker engine handle, the fleet lock and background deploys.
+//! - [`swarm`]: the swarm controller (enrolment, heartbeats, sharded dispatch) and
+//!   `/api/v1/swarm`.
 pub mod assets;
 pub mod auth;
 pub mod bootstrap;
@@ -41,6 +43,7 @@ pub mod live;
 pub mod openapi;
 pub mod routes;
 pub mod state;
+pub mod swarm;
 
 use std::io;
 use std::net::SocketAddr;
@@ -171,6 +174,7 @@ fn api_routes() -> Router<AppState> {
             "/config/users/{uuid}/reset-password",
             put(users::reset_password),
         )
+        .nest("/swarm", swarm::api_routes())
         .method_not_allowed_fallback(error::method_not_allowed)
 }
 
@@ -220,6 +224,7 @@ pub async fn serve(
     let stop = state.shutdown.clone();
     let fleet = state.clone();
     ingest::spawn(&state, shutdown.child_token());
+    swarm::spawn(&state, shutdown.child_token());
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let signal = async move {
         shutdown.cancelled().await;
@@ -238,6 +243,13 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("fleet operations still running at shutdown");
+    }
+    fleet.swarm.tasks.close();
+    if tokio::time::timeout(FLEET_GRACE, fleet.swarm.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("swarm teardowns still running at shutdown");
     }
     served
 }
@@ -259,6 +271,36 @@ pub async fn run(addr: SocketAddr, config: MasterConfig, mut extras: Extras) -> 
             Err(e) => tracing::warn!(error = %e, "no Docker engine: fleet changes are refused"),
         }
     }
+    let controller = extras.swarm.controller.clone();
+    let state = AppState::with_extras(config, extras);
+    if let Some(bind) = controller {
+        let tls = if bind.tls {
+            let acceptor = state
+                .swarm
+                .controller_tls(&bind.sans)
+                .map_err(|e| Error::Io {
+                    what: "preparing the swarm controller's TLS".into(),
+                    source: io::Error::other(e),
+                })?;
+            Some(acceptor)
+        } else {
+            None
+        };
+        let ctl = TcpListener::bind(bind.addr)
+            .await
+            .map_err(|source| Error::Io {
+                what: format!("binding the swarm controller to {}", bind.addr),
+                source,
+            })?;
+        let tls_on = tls.is_some();
+        tracing::info!(addr = %bind.addr, tls = tls_on, "swarm controller listening");
+        tokio::spawn(swarm::serve_controller(
+            ctl,
+            state.clone(),
+            tls,
+            shutdown.child_token(),
+        ));
+    }
     tracing::info!(%addr, "master API listening");
-    serve(listener, AppState::with_extras(config, extras), shutdown).await
+    serve(listener, state, shutdown).await
 }

@@ -85,6 +85,8 @@ pub struct Extras {
     pub sse_max_per_user: u32,
     /// How long an SSE ticket lives (60 s; shorter in tests).
     pub ticket_ttl: Duration,
+    /// The swarm controller's settings.
+    pub swarm: super::swarm::SwarmOptions,
 }
 
 impl Extras {
@@ -95,6 +97,7 @@ impl Extras {
             fleet: FleetOptions::new(home.join("artifacts")),
             sse_max_per_user: 5,
             ticket_ttl: super::live::tickets::TICKET_TTL,
+            swarm: super::swarm::SwarmOptions::for_home(home),
         }
     }
 }
@@ -122,6 +125,8 @@ pub struct Inner {
     pub fleet: Fleet,
     /// One-line enrolment: live tokens, the served binary's checksum.
     pub enrollment: super::enrollment::Enrollment,
+    /// The swarm controller: host registry, heartbeat writes, background teardowns.
+    pub swarm: super::swarm::Swarm,
     /// Cancelled when the master stops: streams end, background operations undo.
     pub shutdown: tokio_util::sync::CancellationToken,
 }
@@ -166,6 +171,7 @@ impl AppState {
             live: Live::new(extras.sse_max_per_user, extras.ticket_ttl),
             fleet: Fleet::new(extras.engine, extras.fleet),
             enrollment: super::enrollment::Enrollment::default(),
+            swarm: super::swarm::Swarm::new(extras.swarm, s.bus.clone(), s.limiter_enabled),
             shutdown: tokio_util::sync::CancellationToken::new(),
             settings: s,
         }))

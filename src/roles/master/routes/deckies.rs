@@ -117,12 +117,12 @@ pub struct DeploymentMode {
     pub mode: &'static str,
     /// `master` or `agent`.
     pub role: &'static str,
-    /// Active swarm hosts.
+    /// Enrolled swarm hosts.
     pub swarm_host_count: u32,
 }
 
 /// The deployed fleet, read off the runtime.
-pub(super) async fn load_fleet(state: &AppState) -> Result<Option<FleetState>, ApiError> {
+pub(crate) async fn load_fleet(state: &AppState) -> Result<Option<FleetState>, ApiError> {
     let path = state::path_in(&state.settings.home);
     tokio::task::spawn_blocking(move || state::load(&path))
         .await
@@ -210,7 +210,7 @@ pub async fn mutate(
     let row = vec![(id.clone(), name.clone())];
     state
         .db
-        .write(move |s| s.create_lifecycle("mutate", &row))
+        .write(move |s| s.create_lifecycle("mutate", None, &row))
         .await?;
     ops::start_mutate(
         &state,
@@ -337,12 +337,17 @@ pub async fn remove(
     security(("bearer" = [])),
     responses((status = 200, body = DeploymentMode), (status = 401, body = Detail),
         (status = 403, body = Detail)))]
-pub async fn deployment_mode(_: Viewer) -> Json<DeploymentMode> {
-    Json(DeploymentMode {
-        mode: "unihost",
+pub async fn deployment_mode(
+    State(state): State<AppState>,
+    _: Viewer,
+) -> Result<Json<DeploymentMode>, ApiError> {
+    let hosts = state.db.read(|r| r.hosts(None)).await?;
+    let count = u32::try_from(hosts.len()).unwrap_or(u32::MAX);
+    Ok(Json(DeploymentMode {
+        mode: if count > 0 { "swarm" } else { "unihost" },
         role: "master",
-        swarm_host_count: 0,
-    })
+        swarm_host_count: count,
+    }))
 }
 
 #[cfg(test)]

@@ -227,7 +227,7 @@ pub async fn deploy(
     let r = rows.clone();
     state
         .db
-        .write(move |s| s.create_lifecycle("deploy", &r))
+        .write(move |s| s.create_lifecycle("deploy", None, &r))
         .await?;
     let ids: Vec<String> = rows.into_iter().map(|(id, _)| id).collect();
     let n = ids.len();
