@@ -6,6 +6,10 @@
 //! `--tls`. A non-loopback controller without `--tls` is refused before anything starts
 //! (operator routes over plain HTTP are only safe on loopback).
 //!
+//! The log listener runs in the same process too, on `$DECNET_LISTENER_HOST:6514` with
+//! the master identity, unless `--no-listener`: workers' forwarders deliver straight into
+//! this master's store.
+//!
 //! Startup checks and the first admin are [`crate::roles::master::bootstrap`]'s; this
 //! file only maps flags over the environment and starts the runtime.
 use std::net::{IpAddr, SocketAddr};
@@ -40,6 +44,15 @@ pub struct MasterArgs {
     /// Serve the swarm controller over mutual TLS (needed for heartbeats and off loopback).
     #[arg(long)]
     tls: bool,
+    /// Log listener bind address (default: $DECNET_LISTENER_HOST, else 0.0.0.0).
+    #[arg(long)]
+    listener_host: Option<String>,
+    /// Log listener port (default: $DECNET_SWARM_SYSLOG_PORT, else 6514).
+    #[arg(long)]
+    listener_port: Option<u16>,
+    /// Do not run the log listener in this process (another `decnet listener` does).
+    #[arg(long, conflicts_with_all = ["listener_host", "listener_port"])]
+    no_listener: bool,
     /// Do not serve the swarm controller.
     #[arg(long, conflicts_with_all = ["swarmctl_host", "swarmctl_port", "tls"])]
     no_swarmctl: bool,
@@ -99,6 +112,18 @@ pub fn run(args: MasterArgs, config: &Config) -> anyhow::Result<()> {
     let ip = parse_ip("API host", &config.api.host)?;
     let addr = SocketAddr::new(ip, args.port.unwrap_or(config.ports.api));
     let controller = controller(&args, &config)?;
+    let listener = if args.no_listener {
+        None
+    } else {
+        let host = args
+            .listener_host
+            .clone()
+            .unwrap_or_else(|| config.listener_host.clone());
+        Some(SocketAddr::new(
+            parse_ip("log listener host", &host)?,
+            args.listener_port.unwrap_or(config.ports.syslog),
+        ))
+    };
     let db = args.db.unwrap_or_else(|| config.db_path.clone());
     let store = Store::open(&db, Options::default())?;
     let prepared = bootstrap::prepare(&config, store)?;
@@ -108,7 +133,10 @@ pub fn run(args: MasterArgs, config: &Config) -> anyhow::Result<()> {
     extras.fleet.decky_binary = config.decky_binary.clone();
     extras.swarm.pki_dir = config.pki_dir.clone();
     extras.swarm.verify_hostname = config.verify_hostname;
+    extras.swarm.beat_window = config.swarm_liveness;
     extras.swarm.controller = controller;
+    extras.ports = config.ports.clone();
+    extras.listener = listener;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

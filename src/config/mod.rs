@@ -227,6 +227,19 @@ pub struct Ports {
     pub web: u16,
 }
 
+impl Default for Ports {
+    fn default() -> Self {
+        Self {
+            agent: 8765,
+            updater: 8766,
+            swarmctl: 8770,
+            syslog: 6514,
+            api: 8000,
+            web: 8080,
+        }
+    }
+}
+
 /// Which bus implementation workers use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BusKind {

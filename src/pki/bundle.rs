@@ -67,34 +67,6 @@ fn read_pin(dir: &Path, file: &str) -> Result<Option<Fingerprint>> {
         })
 }
 
-/// File of a worker bundle holding the swarm controller's server pin (one line).
-pub const SWARMCTL_PIN_FILE: &str = "swarmctl.fingerprint";
-
-/// Writes the swarm controller's server pin into the worker bundle in `dir` (0644: it is
-/// public), so the worker's heartbeat knows exactly which certificate is the controller.
-pub fn write_swarmctl_pin(dir: &Path, pin: &Fingerprint) -> Result<()> {
-    let path = dir.join(SWARMCTL_PIN_FILE);
-    fsutil::write_atomic(&path, format!("{pin}\n").as_bytes(), 0o644).map_err(io_err(&path))
-}
-
-/// Reads the swarm controller's pin from the bundle in `dir`; `None` when absent. A file
-/// that is there but unreadable or not a fingerprint is an error.
-pub fn read_swarmctl_pin(dir: &Path) -> Result<Option<Fingerprint>> {
-    let path = dir.join(SWARMCTL_PIN_FILE);
-    let text = match fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(source) if source.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(Error::Io { path, source }),
-    };
-    text.trim()
-        .parse()
-        .map(Some)
-        .map_err(|e: super::FingerprintError| Error::Malformed {
-            path,
-            reason: e.to_string(),
-        })
-}
-
 /// An identity ready for TLS: its certificate, key and the CA it chains to.
 #[derive(Clone)]
 pub struct Bundle {

@@ -272,6 +272,7 @@ pub async fn run(addr: SocketAddr, config: MasterConfig, mut extras: Extras) -> 
         }
     }
     let controller = extras.swarm.controller.clone();
+    let listen_logs = extras.listener;
     let state = AppState::with_extras(config, extras);
     if let Some(bind) = controller {
         let tls = if bind.tls {
@@ -301,6 +302,53 @@ pub async fn run(addr: SocketAddr, config: MasterConfig, mut extras: Extras) -> 
             shutdown.child_token(),
         ));
     }
+    if let Some(addr) = listen_logs {
+        serve_logs(&state, addr, shutdown.child_token()).await?;
+    }
     tracing::info!(%addr, "master API listening");
     serve(listener, state, shutdown).await
+}
+
+/// Starts the log listener on `addr` in this process: workers' forwarders deliver into
+/// this master's store, with the master identity, admitting enrolled hosts by their pin.
+async fn serve_logs(
+    state: &AppState,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let io = |what: String| {
+        move |e: String| Error::Io {
+            what,
+            source: io::Error::other(e),
+        }
+    };
+    let identity = state
+        .swarm
+        .layout()
+        .ensure_master()
+        .map_err(|e| io("the master identity for the log listener".into())(e.to_string()))?;
+    let tls = crate::tls::server_config(&identity)
+        .map_err(|e| io("the log listener's TLS".into())(e.to_string()))?;
+    let tcp = TcpListener::bind(addr).await.map_err(|source| Error::Io {
+        what: format!("binding the log listener to {addr}"),
+        source,
+    })?;
+    let config = crate::roles::listener::ListenerConfig {
+        store: state.db.store().clone(),
+        tls: Some(tls),
+        plain_worker: "plain".into(),
+        raw_log: None,
+        bus: match &state.settings.bus {
+            Some(bus) => crate::bus::from_config(bus, "listener"),
+            None => std::sync::Arc::new(crate::bus::NullBus),
+        },
+        settings: crate::roles::listener::Settings::default(),
+    };
+    tracing::info!(%addr, "log listener listening (mTLS)");
+    tokio::spawn(async move {
+        if let Err(e) = crate::roles::listener::serve(tcp, config, shutdown).await {
+            tracing::error!(error = %e, "the log listener stopped");
+        }
+    });
+    Ok(())
 }

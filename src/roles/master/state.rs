@@ -87,6 +87,10 @@ pub struct Extras {
     pub ticket_ttl: Duration,
     /// The swarm controller's settings.
     pub swarm: super::swarm::SwarmOptions,
+    /// The ports a new worker is told (its agent, the controller, the listener).
+    pub ports: crate::config::Ports,
+    /// Where `decnet master` runs the log listener in its process (`None`: not here).
+    pub listener: Option<std::net::SocketAddr>,
 }
 
 impl Extras {
@@ -98,6 +102,8 @@ impl Extras {
             sse_max_per_user: 5,
             ticket_ttl: super::live::tickets::TICKET_TTL,
             swarm: super::swarm::SwarmOptions::for_home(home),
+            ports: crate::config::Ports::default(),
+            listener: None,
         }
     }
 }
@@ -170,8 +176,8 @@ impl AppState {
             health: Health::new(s.docker_host.clone()),
             live: Live::new(extras.sse_max_per_user, extras.ticket_ttl),
             fleet: Fleet::new(extras.engine, extras.fleet),
-            enrollment: super::enrollment::Enrollment::default(),
             swarm: super::swarm::Swarm::new(extras.swarm, s.bus.clone(), s.limiter_enabled),
+            enrollment: super::enrollment::Enrollment::new(&extras.ports, s.limiter_enabled),
             shutdown: tokio_util::sync::CancellationToken::new(),
             settings: s,
         }))

@@ -9,6 +9,7 @@
 //!   SHA-256 written into the script, which refuses anything else.
 //! - The payload download records the TCP peer as the host's address (a proxy in front
 //!   records itself; `X-Forwarded-For` is not trusted, as in the original).
+pub mod create;
 pub mod payload;
 pub mod script;
 pub mod tokens;
@@ -29,15 +30,39 @@ pub use tokens::Tokens;
 /// The 404 of an unknown, used or expired token.
 pub const GONE: &str = "bundle not found or expired";
 
-/// The enrolment state of the master: live tokens and the served binary's checksum.
-#[derive(Debug, Default)]
+/// The enrolment state of the master: live tokens, the served binary's checksum, the
+/// ports a new worker is told, the creation limit.
+#[derive(Debug)]
 pub struct Enrollment {
     /// Live tokens.
     pub tokens: Tokens,
+    /// `POST /swarm/enroll-bundle`: 10 per minute and client address.
+    pub limit: super::limiter::Limiter,
+    /// The API's own port (URLs when the request names none).
+    pub api_port: u16,
+    /// The agent port a new worker listens on.
+    pub agent_port: u16,
+    /// The controller's port (heartbeats).
+    pub swarmctl_port: u16,
+    /// The log listener's port.
+    pub syslog_port: u16,
     checksum: Mutex<Option<(PathBuf, std::time::SystemTime, u64, String)>>,
 }
 
 impl Enrollment {
+    /// The enrolment state for `ports`; rate limited when `limits`.
+    pub fn new(ports: &crate::config::Ports, limits: bool) -> Self {
+        Self {
+            tokens: Tokens::default(),
+            limit: super::limiter::Limiter::new(10, std::time::Duration::from_secs(60), limits),
+            api_port: ports.api,
+            agent_port: ports.agent,
+            swarmctl_port: ports.swarmctl,
+            syslog_port: ports.syslog,
+            checksum: Mutex::new(None),
+        }
+    }
+
     /// The SHA-256 (hex) of the binary at `path`, cached while its size and mtime stay.
     pub fn checksum(&self, path: &Path) -> std::io::Result<String> {
         let meta = std::fs::metadata(path)?;

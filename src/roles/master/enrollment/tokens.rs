@@ -54,15 +54,15 @@ impl Tokens {
         map
     }
 
-    /// Registers `grant` under a new token; `None` when too many are live.
-    pub fn issue(&self, grant: Grant) -> Option<String> {
+    /// Registers `grant` under `token` (from [`new_token`]); `false` when too many are
+    /// live.
+    pub fn insert(&self, token: String, grant: Grant) -> bool {
         let mut map = self.locked();
         if map.len() >= MAX_OUTSTANDING {
-            return None;
+            return false;
         }
-        let token = new_token();
-        map.insert(token.clone(), grant);
-        Some(token)
+        map.insert(token, grant);
+        true
     }
 
     /// The script of a live token whose payload was not downloaded yet.
@@ -108,8 +108,9 @@ mod tests {
     #[tokio::test]
     async fn a_payload_is_handed_out_once_and_tokens_expire() {
         let tokens = Tokens::default();
-        let t = tokens.issue(grant(TOKEN_TTL)).unwrap_or_default();
+        let t = new_token();
         assert_eq!(t.len(), 32);
+        assert!(tokens.insert(t.clone(), grant(TOKEN_TTL)));
         assert!(tokens.script(&t).is_some());
         assert_eq!(tokens.take_payload(&t).map(|p| p.0), Some("u1".into()));
         assert!(tokens.take_payload(&t).is_none(), "second download");
@@ -117,15 +118,14 @@ mod tests {
         assert!(tokens.is_live(&t), "the binary stays until expiry");
         assert!(tokens.script("nope").is_none());
 
-        let short = tokens
-            .issue(grant(Duration::from_millis(1)))
-            .unwrap_or_default();
+        let short = new_token();
+        assert!(tokens.insert(short.clone(), grant(Duration::from_millis(1))));
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert!(tokens.take_payload(&short).is_none(), "expired");
         for _ in 1..MAX_OUTSTANDING {
-            assert!(tokens.issue(grant(TOKEN_TTL)).is_some());
+            assert!(tokens.insert(new_token(), grant(TOKEN_TTL)));
         }
-        assert!(tokens.issue(grant(TOKEN_TTL)).is_none(), "bounded");
+        assert!(!tokens.insert(new_token(), grant(TOKEN_TTL)), "bounded");
         tokens.revoke_host("u1");
         assert!(!tokens.is_live(&t));
     }

@@ -137,6 +137,8 @@ pub async fn decommission(state: &AppState, uuid: &str) -> Result<(), ApiError> 
         }
         Err(e) => tracing::warn!(host = %host.name, error = %e, "no client for self-destruct"),
     }
+    // A worker that never fetched its bundle must not fetch it now.
+    state.enrollment.tokens.revoke_host(&host.uuid);
     let id = host.uuid.clone();
     let db = state.db.clone();
     state
