@@ -366,3 +366,19 @@ pub fn fake_agent(
     ));
     seen
 }
+
+/// Whether every program of `tools` runs here; a skip notice (a failure under CI) names
+/// the first that does not.
+pub fn have_tools(tools: &[&str]) -> bool {
+    for tool in tools {
+        let ok = std::process::Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !ok {
+            crate::util::skip(tool);
+            return false;
+        }
+    }
+    true
+}

@@ -143,11 +143,6 @@ fn api_routes() -> Router<AppState> {
             put(deckies::mutate_interval),
         )
         .route("/system/deployment-mode", get(deckies::deployment_mode))
-        .route("/swarm/enroll-bundle/{file}", get(enrollment::download))
-        .route(
-            "/swarm/enroll-bundle/{token}/decnet",
-            get(enrollment::binary),
-        )
         .route("/auth/change-password", post(a::change_password))
         .route("/auth/logout", post(a::logout))
         .route("/health", get(health::health))
@@ -174,7 +169,13 @@ fn api_routes() -> Router<AppState> {
             "/config/users/{uuid}/reset-password",
             put(users::reset_password),
         )
-        .nest("/swarm", swarm::api_routes())
+        .nest(
+            "/swarm",
+            swarm::api_routes()
+                .route("/enroll-bundle", post(enrollment::create::create))
+                .route("/enroll-bundle/{file}", get(enrollment::download))
+                .route("/enroll-bundle/{token}/decnet", get(enrollment::binary)),
+        )
         .method_not_allowed_fallback(error::method_not_allowed)
 }
 
@@ -220,6 +221,12 @@ pub async fn serve(
         Ok(0) => {}
         Ok(n) => tracing::warn!(rows = n, "decky operations interrupted by a restart"),
         Err(e) => tracing::error!(error = ?e, "failing interrupted decky operations"),
+    }
+    if let Ok(local) = listener.local_addr() {
+        state
+            .enrollment
+            .api_port
+            .store(local.port(), std::sync::atomic::Ordering::Relaxed);
     }
     let stop = state.shutdown.clone();
     let fleet = state.clone();

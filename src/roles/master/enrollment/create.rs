@@ -137,7 +137,12 @@ pub async fn create(
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.rsplit_once(':'))
         .and_then(|(_, p)| p.parse::<u16>().ok())
-        .unwrap_or(state.enrollment.api_port);
+        .unwrap_or_else(|| {
+            state
+                .enrollment
+                .api_port
+                .load(std::sync::atomic::Ordering::Relaxed)
+        });
     let base = format!("http://{host}:{port}/api/v1/swarm/enroll-bundle");
 
     let enrolled = enroll_host(

@@ -38,8 +38,8 @@ pub struct Enrollment {
     pub tokens: Tokens,
     /// `POST /swarm/enroll-bundle`: 10 per minute and client address.
     pub limit: super::limiter::Limiter,
-    /// The API's own port (URLs when the request names none).
-    pub api_port: u16,
+    /// The API's own port (URLs when the request names none), set once it is bound.
+    pub api_port: std::sync::atomic::AtomicU16,
     /// The agent port a new worker listens on.
     pub agent_port: u16,
     /// The controller's port (heartbeats).
@@ -55,7 +55,7 @@ impl Enrollment {
         Self {
             tokens: Tokens::default(),
             limit: super::limiter::Limiter::new(10, std::time::Duration::from_secs(60), limits),
-            api_port: ports.api,
+            api_port: std::sync::atomic::AtomicU16::new(ports.api),
             agent_port: ports.agent,
             swarmctl_port: ports.swarmctl,
             syslog_port: ports.syslog,
