@@ -85,6 +85,7 @@ impl Up {
         let mut cmd = Command::from(home.decnet());
         cmd.args(["up", "--no-fleet", "--api-port", &api.to_string()])
             .args(["--listener-port", &free_port().to_string()])
+            .args(["--swarmctl-port", "0", "--agent-port", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))

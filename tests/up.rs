@@ -42,7 +42,10 @@ fn entries(dir: &Path) -> Vec<PathBuf> {
 fn up_in(dir: &util::Dir, args: &[&str]) -> Command {
     let mut cmd = dir.decnet();
     cmd.env("DECNET_HOME", dir.path().join("home"));
-    cmd.arg("up").args(args);
+    // Free controller and agent ports: several `up`s run at once here.
+    cmd.arg("up")
+        .args(args)
+        .args(["--swarmctl-port", "0", "--agent-port", "0"]);
     cmd
 }
 
@@ -122,6 +125,10 @@ fn a_user_without_docker_access_is_told_what_to_do_and_nothing_is_written() {
             &api,
             "--listener-port",
             &listener,
+            "--swarmctl-port",
+            "0",
+            "--agent-port",
+            "0",
         ])
         .env("DECNET_HOME", &home);
     let mut perms = std::fs::metadata(dir.path()).expect("dir").permissions();
@@ -501,6 +508,10 @@ async fn end_to_end() {
         api_port.to_string(),
         "--listener-port".into(),
         free_port().to_string(),
+        "--swarmctl-port".into(),
+        "0".into(),
+        "--agent-port".into(),
+        "0".into(),
     ];
     for s in TEST_SUBNETS {
         args.extend(["--subnet".into(), (*s).to_owned()]);
@@ -528,6 +539,27 @@ async fn end_to_end() {
         "the admin password reached the diagnostics"
     );
     let (base, token) = up.session();
+    // One host is a swarm of one: its agent, enrolled as `local`, answers the master's
+    // probe over loopback mTLS and reports the fleet in its heartbeats.
+    let start = Instant::now();
+    loop {
+        let hosts = api(&base, "GET", "/swarm/hosts", Some(&token), None);
+        let deckies = api(&base, "GET", "/swarm/deckies", Some(&token), None);
+        let local = hosts
+            .as_array()
+            .and_then(|a| a.iter().find(|h| h["name"] == "local"));
+        let reported = deckies
+            .as_array()
+            .is_some_and(|a| a.len() == 2 && a.iter().all(|d| d["host_name"] == "local"));
+        if local.is_some_and(|h| h["status"] == "active") && reported {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the local agent: hosts {hosts}, deckies {deckies}"
+        );
+        sleep(Duration::from_millis(500)).await;
+    }
     let ssh_ip = first.ip_with("ssh").to_owned();
     let http_ip = first.ip_with("http").to_owned();
     wait_port(&ssh_ip, 22, Duration::from_secs(60)).await;

@@ -31,6 +31,14 @@ pub struct UpArgs {
     /// Port of the log listener on 127.0.0.1 (default: $DECNET_SWARM_SYSLOG_PORT, else 6514).
     #[arg(long)]
     listener_port: Option<u16>,
+    /// Port of the swarm controller on 127.0.0.1 (default: $DECNET_SWARMCTL_PORT, else
+    /// 8770; 0 picks a free one).
+    #[arg(long)]
+    swarmctl_port: Option<u16>,
+    /// Port of this host's agent on 127.0.0.1 (default: $DECNET_AGENT_PORT, else 8765; 0
+    /// picks a free one).
+    #[arg(long)]
+    agent_port: Option<u16>,
     /// A subnet the fleet's bridge may use; repeat to give several, the first free one is
     /// taken (default: a few RFC 1918 /24s).
     #[arg(long = "subnet", value_name = "CIDR")]
@@ -52,6 +60,8 @@ pub fn run(args: UpArgs, config: &Config) -> anyhow::Result<()> {
     let opts = Options {
         api_port: args.api_port.unwrap_or(config.ports.api),
         listener_port: args.listener_port.unwrap_or(config.ports.syslog),
+        swarmctl_port: args.swarmctl_port.unwrap_or(config.ports.swarmctl),
+        agent_port: args.agent_port.unwrap_or(config.ports.agent),
         fleet: !args.no_fleet,
         deckies,
         ini: args.config,

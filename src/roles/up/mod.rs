@@ -23,6 +23,7 @@
 pub mod console;
 pub mod first_run;
 pub mod fleet;
+pub mod local;
 pub mod preflight;
 pub mod subnet;
 
@@ -135,6 +136,10 @@ pub struct Options {
     pub api_port: u16,
     /// Port of the log listener on 127.0.0.1.
     pub listener_port: u16,
+    /// Port of the swarm controller (mTLS) on 127.0.0.1; 0 picks a free one.
+    pub swarmctl_port: u16,
+    /// Port of this host's agent (mTLS) on 127.0.0.1; 0 picks a free one.
+    pub agent_port: u16,
     /// Deploy a first fleet when none is deployed.
     pub fleet: bool,
     /// Deckies of the default fleet.
@@ -187,6 +192,8 @@ pub async fn run(
     let api_tcp = preflight::bind((loopback, opts.api_port).into(), "--api-port").await?;
     let listener_tcp =
         preflight::bind((loopback, opts.listener_port).into(), "--listener-port").await?;
+    let ctl_tcp = preflight::bind((loopback, opts.swarmctl_port).into(), "--swarmctl-port").await?;
+    let agent_tcp = preflight::bind((loopback, opts.agent_port).into(), "--agent-port").await?;
     let engine = preflight::docker(config.docker_host.as_deref()).await?;
     preflight::writable_home(&config.home)?;
 
@@ -212,7 +219,12 @@ pub async fn run(
     extras.fleet.network_name = opts.network_name.clone();
     extras.fleet.artifacts_root = config.artifacts_root.clone();
     extras.fleet.decky_binary = preflight::decky_binary(config.decky_binary.as_deref()).ok();
+    extras.swarm.pki_dir = config.pki_dir.clone();
+    extras.swarm.beat_window = config.swarm_liveness;
+    extras.ports = config.ports.clone();
     let state = AppState::with_extras(prepared.master.clone(), extras);
+    let (ctl_addr, agent_addr) =
+        local::start(&state, config, ctl_tcp, agent_tcp, &shutdown).await?;
     let api = api_tcp
         .local_addr()
         .map_err(|e| component("master API", e))?;
@@ -305,6 +317,11 @@ pub async fn run(
     console.progress(&format!(
         "master API on http://{api}, log listener on {listener_addr} (mTLS), bus on {}",
         config.bus.socket.display()
+    ));
+    console.progress(&format!(
+        "swarm controller on https://{ctl_addr} (mTLS), this host's agent on {agent_addr} \
+         (mTLS, enrolled as `{}`)",
+        first_run::LOCAL_WORKER
     ));
 
     let outcome = bring_up_fleet(&engine, config, opts, plan, &state_path, &shutdown, console)
