@@ -225,6 +225,14 @@ async fn two_workers_enrol_deploy_report_survive_a_cut_and_are_decommissioned() 
             && m.status_of("w2").as_deref() == Some("active")
     })
     .await;
+    let hosts = m.swarm_json(&["list"]);
+    for h in hosts.as_array().into_iter().flatten() {
+        assert_eq!(
+            h["agent_version"],
+            decnet::VERSION,
+            "the build each agent reports: {h}"
+        );
+    }
 
     // 6 deckies, sharded 3 + 3.
     let out = m.swarm(&[

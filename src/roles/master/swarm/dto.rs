@@ -183,6 +183,8 @@ pub struct HostView {
     pub notes: Option<String>,
     /// IPvlan on this host.
     pub use_ipvlan: bool,
+    /// The build its agent last reported (since this master started).
+    pub agent_version: Option<String>,
 }
 
 impl From<SwarmHost> for HostView {
@@ -199,6 +201,7 @@ impl From<SwarmHost> for HostView {
             enrolled_at: h.enrolled_at,
             notes: h.notes,
             use_ipvlan: h.use_ipvlan,
+            agent_version: None,
         }
     }
 }

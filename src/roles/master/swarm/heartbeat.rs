@@ -46,6 +46,9 @@ pub async fn heartbeat(
             Refusal::NoCert => ApiError::Forbidden(NO_PEER_CERT),
             Refusal::Mismatch => ApiError::Forbidden(PIN_MISMATCH),
         })?;
+    if let Some(v) = &beat.agent_version {
+        registry.set_version(&beat.host_uuid, v);
+    }
     if !beat.lifecycle.is_empty() {
         apply_deltas(&state, &beat).await;
     }

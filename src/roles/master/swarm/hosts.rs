@@ -28,7 +28,15 @@ pub async fn host(state: &AppState, uuid: &str) -> Result<SwarmHost, ApiError> {
 /// Every host (with `status` only), by name.
 pub async fn list(state: &AppState, status: Option<String>) -> Result<Vec<HostView>, ApiError> {
     let rows = state.db.read(move |r| r.hosts(status.as_deref())).await?;
-    Ok(rows.into_iter().map(HostView::from).collect())
+    Ok(rows.into_iter().map(|h| view(state, h)).collect())
+}
+
+/// The view of `host`, with the version its agent last reported.
+fn view(state: &AppState, host: SwarmHost) -> HostView {
+    let version = state.swarm.registry.version(&host.uuid);
+    let mut v = HostView::from(host);
+    v.agent_version = version;
+    v
 }
 
 /// Probes `host`'s `/health`, records the outcome (active with a beat, or unreachable)
@@ -99,7 +107,7 @@ pub async fn list_probed(
     Ok(join_all(probes)
         .await
         .into_iter()
-        .map(HostView::from)
+        .map(|h| view(state, h))
         .collect())
 }
 

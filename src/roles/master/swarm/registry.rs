@@ -37,6 +37,8 @@ pub enum Refusal {
 
 #[derive(Debug)]
 struct Entry {
+    /// The build its last heartbeat named (memory only, like the original's).
+    version: Option<String>,
     pin: Option<Fingerprint>,
     active: bool,
     last_beat: Instant,
@@ -46,6 +48,7 @@ struct Entry {
 impl Entry {
     fn of(h: &SwarmHost) -> Self {
         Self {
+            version: None,
             // An empty or unreadable stored pin never matches (fail closed).
             pin: h.client_cert_fingerprint.trim().parse().ok(),
             active: h.status == ACTIVE,
@@ -107,6 +110,24 @@ impl Registry {
     /// Adds (or replaces) a freshly enrolled host.
     pub fn insert(&self, host: &SwarmHost) {
         self.hosts().insert(host.uuid.clone(), Entry::of(host));
+    }
+
+    /// Records the build a pinned heartbeat of `uuid` named (at most 64 printable ASCII
+    /// characters are kept: it is the worker's claim, shown on the dashboard).
+    pub fn set_version(&self, uuid: &str, version: &str) {
+        let clean: String = version
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(64)
+            .collect();
+        if let Some(e) = self.hosts().get_mut(uuid) {
+            e.version = (!clean.is_empty()).then_some(clean);
+        }
+    }
+
+    /// The build host `uuid` last reported, if it has beaten since the master started.
+    pub fn version(&self, uuid: &str) -> Option<String> {
+        self.hosts().get(uuid).and_then(|e| e.version.clone())
     }
 
     /// Checks a heartbeat's claim to be host `uuid` with certificate `presented`; on
