@@ -44,26 +44,6 @@ async fn the_operator_enrols_lists_and_decommissions_and_is_told_what_went_wrong
                 &dead,
                 "--updater",
                 "--out-dir",
-            ],
-        )
-    });
-    // `--out-dir` takes the next argument.
-    assert_eq!(out.status.code(), Some(2), "{}", util::stderr(&out));
-    let out = tokio::task::block_in_place(|| {
-        swarm(
-            &dir,
-            &url,
-            token,
-            &[
-                "enroll",
-                "--name",
-                "w1",
-                "--address",
-                "127.0.0.1",
-                "--agent-port",
-                &dead,
-                "--updater",
-                "--out-dir",
                 bundle.to_str().unwrap_or_default(),
             ],
         )

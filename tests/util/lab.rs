@@ -12,6 +12,8 @@
 use std::net::Ipv4Addr;
 use std::process::Command;
 
+use super::swarmlab::sh;
+
 /// The attacker's address on the lab bridge.
 pub const ATTACKER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 250);
 
@@ -20,19 +22,6 @@ pub struct Lab {
     tag: String,
     attacker: String,
     deckies: Vec<String>,
-}
-
-/// Runs a host command, panicking with its stderr when it fails.
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 impl Lab {
