@@ -12,8 +12,10 @@
 //! password `up` printed, is forced to change it, watches the overview's counters and feed
 //! rise while this side attacks with real clients (`sshpass` + `ssh` running a command,
 //! `curl` with Basic auth) when the script asks, searches and tails the live logs, opens
-//! the attacker from the attackers list and checks its credentials and commands, opens
-//! every page in both themes (screenshots under `target/screenshots/`) and fails on any
+//! the attacker from the attackers list and checks its credentials and commands, sees
+//! this host's agent active on the swarm page, creates a one-line enrolment there (the
+//! `curl … | sudo sh` command shown) and decommissions that worker through the
+//! confirmation, opens every page in both themes (screenshots under `target/screenshots/`) and fails on any
 //! console error or rendered attacker markup.
 mod util;
 
@@ -311,7 +313,8 @@ async fn dashboard_in_headless_chromium() {
         "09-credentials",
         "10-bounty",
         "11-fleet",
-        "12-users-config",
+        "12-swarm",
+        "13-users-config",
     ] {
         for theme in ["dark", "light"] {
             let p = screenshots().join(format!("{name}-{theme}.png"));

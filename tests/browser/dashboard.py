@@ -203,6 +203,24 @@ class Run:
             raise SystemExit("attacker markup was rendered as HTML")
         self.both_themes("08-attacker-commands")
 
+    def swarm(self):
+        # `decnet up` enrols this host as `local`; its agent heartbeats over loopback mTLS.
+        d = self.d
+        self.nav("/swarm", "#enrol-submit")
+        wait(d, "the local host active", lambda d: "local" in text(d, "#swarm-hosts") and "active" in text(d, "#swarm-hosts"))
+        d.find_element(By.ID, "enrol-name").send_keys("browser-w1")
+        d.find_element(By.ID, "enrol-submit").click()
+        command = lambda d: (d.find_elements(By.ID, "enrol-command") or [None])[0]
+        wait(d, "the one-liner", lambda d: command(d) is not None
+             and command(d).get_attribute("value").startswith("curl -fsSL http://")
+             and command(d).get_attribute("value").endswith(".sh | sudo sh"))
+        wait(d, "the new worker listed", lambda d: d.find_elements(By.CSS_SELECTOR, '[data-decommission="browser-w1"]'))
+        self.both_themes("12-swarm")
+        d.find_element(By.CSS_SELECTOR, '[data-decommission="browser-w1"]').click()
+        wait(d, "the confirmation", lambda d: d.find_elements(By.CSS_SELECTOR, "dialog[open] button.danger"))
+        d.find_element(By.CSS_SELECTOR, "dialog[open] button.danger").click()
+        wait(d, "the worker decommissioned", lambda d: not d.find_elements(By.CSS_SELECTOR, '[data-decommission="browser-w1"]'))
+
     def simple(self, route, ready, name):
         self.nav(route, ready)
         self.both_themes(name)
@@ -223,12 +241,13 @@ class Run:
             self.simple("/credentials", "#credential-search", "09-credentials")
             self.simple("/bounty", "#bounty-search", "10-bounty")
             self.simple("/fleet", "#decky-cards", "11-fleet")
+            self.swarm()
             self.nav("/config", ".settings")
             wait(self.d, "users table", lambda d: "admin" in text(d, "tbody"))
-            self.both_themes("12-users-config")
+            self.both_themes("13-users-config")
             self.keyboard()
             self.d.set_window_size(420, 900)
-            self.shot("13-overview-narrow")
+            self.shot("14-overview-narrow")
             self.collect_console()
         finally:
             self.d.quit()

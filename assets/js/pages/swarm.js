@@ -32,7 +32,7 @@ function hostRow(host, deckies, admin, reload) {
     h("td", { class: "mono", text: host.agent_version || "—" }),
     h("td", { class: "num", text: `${running}/${mine.length}`, title: mine.map((d) => `${d.decky_name} (${d.state})`).join(", ") }),
     h("td", { class: "mono muted", text: String(host.client_cert_fingerprint || "").slice(0, 16), title: String(host.client_cert_fingerprint || "") }),
-    admin ? h("td", { class: "actions" },
+    admin ? h("td", { class: "host-actions" },
       h("button", { type: "button", disabled: mine.length === 0, on: { click: async () => {
         if (await confirmDialog(`Tear down every decky on ${name}?`, `${mine.length} decky(ies) are removed from this worker; it stays enrolled.`, { danger: true, ok: "Tear down" })) {
           act("Teardown queued", () => api(`${path}/teardown`, { method: "POST", body: { decky_id: null } }));
@@ -95,7 +95,9 @@ export function render(page, ctx) {
       if (!list.length) mount(box, h("div", { class: "panel" }, empty("No worker enrolled", admin ? "Create a one-liner below and run it on the new worker." : "An admin can enrol workers.")));
       else {
         mount(body, list.map((x) => hostRow(x, all, admin, load)));
-        mount(box, h("div", { class: "table-wrap" }, h("table", {},
+        const cols = [null, null, "110px", null, "90px", "80px", null, admin ? "250px" : null].filter((w, i) => admin || i < 7);
+        mount(box, h("div", { class: "table-wrap" }, h("table", { class: "swarm" },
+          h("colgroup", {}, cols.map((w) => { const c = h("col"); if (w) c.style.width = w; return c; })),
           h("thead", {}, h("tr", {}, ["Host", "Agent", "State", "Last heartbeat", "Version", "Deckies", "Pin", admin ? "" : null].filter((x) => x !== null).map((t) => h("th", { text: t })))),
           body)));
       }
