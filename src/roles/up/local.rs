@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::Error;
+use super::{Error, component};
 use super::first_run::LOCAL_WORKER;
 use crate::config::Config;
 use crate::pki::{self, Bundle};
@@ -20,22 +20,18 @@ use crate::roles::master::{AppState, new_uuid, swarm};
 use crate::store::SwarmHost;
 use crate::store::swarm_status::{ENROLLED, now_text};
 
-fn failed(what: &'static str) -> impl Fn(String) -> Error {
-    move |reason| Error::Component { name: what, reason }
-}
-
 /// This host's row in the swarm, created (or re-pinned after a re-issued bundle) now.
 async fn enrol(state: &AppState, config: &Config, agent_port: u16) -> Result<SwarmHost, Error> {
     let dir = config.agent_dir.clone();
     let bundle = tokio::task::spawn_blocking(move || Bundle::load(&dir, agent::BUNDLE_STEM))
         .await
-        .map_err(|e| failed("local agent")(e.to_string()))??;
+        .map_err(|e| component("local agent", e))??;
     let fingerprint = bundle.fingerprint().to_string();
     let found = state
         .db
         .read(|r| r.host_by_name(LOCAL_WORKER))
         .await
-        .map_err(|e| failed("local agent")(format!("{e:?}")))?;
+        .map_err(|e| component("local agent", format!("{e:?}")))?;
     if let Some(h) = found {
         if h.client_cert_fingerprint == fingerprint && h.agent_port == agent_port {
             state.swarm.registry.insert(&h);
@@ -46,7 +42,7 @@ async fn enrol(state: &AppState, config: &Config, agent_port: u16) -> Result<Swa
             .db
             .write(move |s| s.delete_host(&uuid))
             .await
-            .map_err(|e| failed("local agent")(format!("{e:?}")))?;
+            .map_err(|e| component("local agent", format!("{e:?}")))?;
     }
     let host = SwarmHost {
         uuid: new_uuid(),
@@ -67,7 +63,7 @@ async fn enrol(state: &AppState, config: &Config, agent_port: u16) -> Result<Swa
         .db
         .write(move |s| s.add_host(&row))
         .await
-        .map_err(|e| failed("local agent")(format!("{e:?}")))?;
+        .map_err(|e| component("local agent", format!("{e:?}")))?;
     state.swarm.registry.insert(&host);
     Ok(host)
 }
@@ -83,14 +79,14 @@ pub async fn start(
 ) -> Result<(std::net::SocketAddr, std::net::SocketAddr), Error> {
     let ctl_addr = ctl
         .local_addr()
-        .map_err(|e| failed("swarm controller")(e.to_string()))?;
+        .map_err(|e| component("swarm controller", e))?;
     let agent_addr = agent_tcp
         .local_addr()
-        .map_err(|e| failed("local agent")(e.to_string()))?;
+        .map_err(|e| component("local agent", e))?;
     let acceptor = state
         .swarm
         .controller_tls(&[])
-        .map_err(failed("swarm controller"))?;
+        .map_err(|e| component("swarm controller", e))?;
     if let Some(pin) = state.swarm.controller_pin() {
         pki::write_swarmctl_pin(&config.agent_dir, &pin)?;
     }
@@ -116,7 +112,7 @@ pub async fn start(
         units: Vec::new(),
     };
     let agent_state =
-        AgentState::new(settings).map_err(|e| failed("local agent")(e.to_string()))?;
+        AgentState::new(settings).map_err(|e| component("local agent", e))?;
     tokio::spawn(agent::serve(agent_tcp, agent_state, shutdown.child_token()));
     Ok((ctl_addr, agent_addr))
 }
