@@ -145,6 +145,23 @@ impl Response {
     }
 }
 
+/// Runs the HTTP/1.1 client handshake over `io` and drives the connection in a task.
+async fn handshake<S>(io: S, addr: &str) -> Result<SendRequest<Full<Bytes>>, Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (send, conn) = http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| Error::Http {
+            addr: addr.to_owned(),
+            reason: e.to_string(),
+        })?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(send)
+}
+
 /// A client of one HTTPS peer (or, for an operator on loopback, one plain HTTP peer).
 pub struct Client {
     config: Option<Arc<ClientConfig>>,
@@ -212,16 +229,8 @@ impl Client {
                     source,
                 })?;
             let _ = tcp.set_nodelay(true);
-            let http = |e: hyper::Error| Error::Http {
-                addr: addr.clone(),
-                reason: e.to_string(),
-            };
             let Some(config) = self.config.clone() else {
-                let (send, conn) = http1::handshake(TokioIo::new(tcp)).await.map_err(http)?;
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                return Ok(send);
+                return handshake(tcp, &addr).await;
             };
             let stream = tls::connect(config, &self.host, tcp)
                 .await
@@ -229,11 +238,7 @@ impl Client {
                     addr: addr.clone(),
                     source,
                 })?;
-            let (send, conn) = http1::handshake(TokioIo::new(stream)).await.map_err(http)?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            Ok(send)
+            handshake(stream, &addr).await
         };
         tokio::time::timeout(t.connect, work)
             .await

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{Error, component};
 use super::first_run::LOCAL_WORKER;
+use super::{Error, component};
 use crate::config::Config;
 use crate::pki::{self, Bundle};
 use crate::roles::agent::{self, AgentSettings, AgentState, HeartbeatConfig, ReaperConfig};
@@ -111,8 +111,7 @@ pub async fn start(
         paths: Vec::<PathBuf>::new(),
         units: Vec::new(),
     };
-    let agent_state =
-        AgentState::new(settings).map_err(|e| component("local agent", e))?;
+    let agent_state = AgentState::new(settings).map_err(|e| component("local agent", e))?;
     tokio::spawn(agent::serve(agent_tcp, agent_state, shutdown.child_token()));
     Ok((ctl_addr, agent_addr))
 }
