@@ -29,6 +29,7 @@ use decnet::model::{DecnetConfig, Mode};
 use decnet::roles::collector;
 use decnet::syslog;
 use tokio_util::sync::CancellationToken;
+use util::swarmlab::sh;
 
 const SUBNET: &str = "198.51.100.0/24";
 const ATTACKER: &str = "198.51.100.250";
@@ -38,20 +39,6 @@ const HOST: &str = "198.51.100.254";
 /// address until the daemon restarts, and a new network on the same subnet shares the
 /// pool.
 const GATEWAY: &str = "198.51.100.126";
-
-/// Runs a host command, panicking with its stderr when it fails.
-fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Runs a host command, ignoring the outcome (clean-up).
 fn quiet(args: &[&str]) {

@@ -120,6 +120,16 @@ impl Master<'_> {
     }
 }
 
+/// Fetches `/<needle>` from the decky at `ip` out of `w`'s attacker namespace.
+fn attack(w: &Worker, ip: &str, needle: &str) {
+    let url = format!("http://{ip}/{needle}");
+    let out = w
+        .attacker("curl", &["-s", "-o", "/dev/null", "--max-time", "10", &url])
+        .output()
+        .unwrap_or_else(|e| panic!("curl: {e}"));
+    assert!(out.status.success(), "attack on {url}: {}", text(&out));
+}
+
 /// Polls `f` every 500 ms until it is true or `limit` passes; how long it took.
 async fn until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
@@ -297,21 +307,7 @@ async fn two_workers_enrol_deploy_report_survive_a_cut_and_are_decommissioned() 
     // An attack from each worker's LAN is stored under that worker.
     for (i, (name, ip)) in [&w1[0], &w2[0]].into_iter().enumerate() {
         let needle = format!("probe-{}-{}", lab.workers[i].name, lab.tag);
-        let out = lab.workers[i]
-            .attacker(
-                "curl",
-                &[
-                    "-s",
-                    "-o",
-                    "/dev/null",
-                    "--max-time",
-                    "10",
-                    &format!("http://{ip}/{needle}"),
-                ],
-            )
-            .output()
-            .unwrap_or_else(|e| panic!("curl: {e}"));
-        assert!(out.status.success(), "attack on {name}: {}", text(&out));
+        attack(&lab.workers[i], ip, &needle);
         let want = lab.workers[i].name.clone();
         until(Duration::from_secs(30), "attack stored", || {
             let rows = m.rows(&needle);
@@ -328,21 +324,7 @@ async fn two_workers_enrol_deploy_report_survive_a_cut_and_are_decommissioned() 
     .await;
     let cut: Vec<String> = (0..5).map(|k| format!("cut-{k}-{}", lab.tag)).collect();
     for needle in &cut {
-        let out = lab.workers[0]
-            .attacker(
-                "curl",
-                &[
-                    "-s",
-                    "-o",
-                    "/dev/null",
-                    "--max-time",
-                    "10",
-                    &format!("http://{}/{needle}", w1[1].1),
-                ],
-            )
-            .output()
-            .unwrap_or_else(|e| panic!("curl: {e}"));
-        assert!(out.status.success(), "{}", text(&out));
+        attack(&lab.workers[0], &w1[1].1, needle);
     }
     sleep(Duration::from_secs(2)).await;
     assert!(
